@@ -1,0 +1,181 @@
+"""Weight initializers.
+
+Every initializer draws on the host from the model's ``numpy.random.Generator`` and returns a NumPy
+array of float64; the layer then moves it to its device in the model's dtype. So one seed gives the
+same starting weights on every backend. For a weight of shape ``(fan_in, fan_out)``:
+
+==================  ======================================  =====================================
+name                distribution                            note
+==================  ======================================  =====================================
+``zeros``/``ones``  constant 0 / 1                          biases
+``constant``        constant ``value``
+``normal``          N(mean, std^2), std 0.01 by default     the lecture's "small random numbers"
+``uniform``         U(low, high), [-0.05, 0.05] by default
+``glorot_normal``   N(0, 2 / (fan_in + fan_out))            Xavier/Glorot (2010), normal
+``glorot_uniform``  U(-a, a), a = sqrt(6 / (fan_in+fan_out))  Xavier/Glorot, uniform; Keras default
+``lecun_normal``    N(0, 1 / fan_in)                        the lecture's randn(fan_in, fan_out)
+                                                            / sqrt(fan_in) ("xavier_fan_in")
+``he_normal``       N(0, 2 / fan_in)                        He et al. (2015), for ReLU
+``he_uniform``      U(-a, a), a = sqrt(6 / fan_in)
+==================  ======================================  =====================================
+
+Aliases: ``xavier`` and ``glorot`` = ``glorot_uniform``, ``xavier_normal``, ``xavier_uniform``,
+``he`` = ``he_normal``, ``xavier_fan_in`` = ``lecun_normal``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = [
+    "Constant", "GlorotNormal", "GlorotUniform", "HeNormal", "HeUniform", "Initializer",
+    "LeCunNormal", "Normal", "Ones", "Uniform", "Zeros", "get", "fans",
+]
+
+
+def fans(shape):
+    """(fan_in, fan_out) of a weight: its first and last dimension (both the size of a vector)."""
+    if len(shape) == 0:
+        return 1, 1
+    if len(shape) == 1:
+        return shape[0], shape[0]
+    return shape[0], shape[-1]
+
+
+class Initializer:
+    """``init(shape, rng) -> numpy.ndarray`` (float64). ``get_config()`` makes it serialisable."""
+
+    def __call__(self, shape, rng):
+        raise NotImplementedError
+
+    def get_config(self):
+        return {"name": _NAME_OF[type(self)], **{k: v for k, v in vars(self).items()}}
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
+        return f"{type(self).__name__}({args})"
+
+
+class Constant(Initializer):
+    def __init__(self, value=0.0):
+        self.value = float(value)
+
+    def __call__(self, shape, rng):
+        return np.full(shape, self.value)
+
+
+class Zeros(Constant):
+    def __init__(self):
+        super().__init__(0.0)
+
+    def get_config(self):
+        return {"name": "zeros"}
+
+
+class Ones(Constant):
+    def __init__(self):
+        super().__init__(1.0)
+
+    def get_config(self):
+        return {"name": "ones"}
+
+
+class Normal(Initializer):
+    def __init__(self, std=0.01, mean=0.0):
+        if not std >= 0:
+            raise ValueError(f"std must be >= 0, got {std!r}")
+        self.std = float(std)
+        self.mean = float(mean)
+
+    def __call__(self, shape, rng):
+        return rng.normal(self.mean, self.std, size=shape)
+
+
+class Uniform(Initializer):
+    def __init__(self, low=-0.05, high=0.05):
+        if not high > low:
+            raise ValueError(f"uniform needs low < high, got low={low!r}, high={high!r}")
+        self.low = float(low)
+        self.high = float(high)
+
+    def __call__(self, shape, rng):
+        return rng.uniform(self.low, self.high, size=shape)
+
+
+class _Scaled(Initializer):
+    """Zero-mean with variance ``scale / fan`` where ``fan`` is fan_in or the fans' average."""
+
+    scale = 1.0
+    mode = "fan_in"
+    uniform = False
+
+    def __init__(self):
+        pass
+
+    def __call__(self, shape, rng):
+        fan_in, fan_out = fans(shape)
+        fan = fan_in if self.mode == "fan_in" else (fan_in + fan_out) / 2.0
+        var = self.scale / max(1.0, fan)
+        if self.uniform:
+            limit = math.sqrt(3.0 * var)
+            return rng.uniform(-limit, limit, size=shape)
+        return rng.normal(0.0, math.sqrt(var), size=shape)
+
+
+class GlorotNormal(_Scaled):
+    mode = "fan_avg"
+
+
+class GlorotUniform(_Scaled):
+    mode = "fan_avg"
+    uniform = True
+
+
+class LeCunNormal(_Scaled):
+    pass
+
+
+class HeNormal(_Scaled):
+    scale = 2.0
+
+
+class HeUniform(_Scaled):
+    scale = 2.0
+    uniform = True
+
+
+_REGISTRY = {
+    "zeros": Zeros, "ones": Ones, "constant": Constant, "normal": Normal, "uniform": Uniform,
+    "glorot_normal": GlorotNormal, "glorot_uniform": GlorotUniform, "lecun_normal": LeCunNormal,
+    "he_normal": HeNormal, "he_uniform": HeUniform,
+}
+_NAME_OF = {cls: name for name, cls in _REGISTRY.items()}
+_ALIASES = {
+    "xavier": "glorot_uniform", "glorot": "glorot_uniform", "xavier_normal": "glorot_normal",
+    "xavier_uniform": "glorot_uniform", "he": "he_normal", "kaiming": "he_normal",
+    "xavier_fan_in": "lecun_normal", "random_normal": "normal", "random_uniform": "uniform",
+}
+
+
+def get(spec, argname="init"):
+    """An initializer from a name, a config dict ``{"name": ..., **kwargs}``, or an instance."""
+    if isinstance(spec, Initializer):
+        return spec
+    if isinstance(spec, dict):
+        kwargs = dict(spec)
+        name = kwargs.pop("name", None)
+        if not isinstance(name, str):
+            raise ValueError(f"{argname} config needs a 'name', got {spec!r}")
+        return type(get(name, argname))(**kwargs)
+    if isinstance(spec, str):
+        key = _ALIASES.get(spec.lower(), spec.lower())
+        if key in _REGISTRY:
+            return _REGISTRY[key]()
+        names = sorted(set(_REGISTRY) | set(_ALIASES))
+        raise ValueError(f"unknown {argname} {spec!r}; expected one of {', '.join(names)}")
+    raise TypeError(
+        f"{argname} must be an initializer name, config dict or Initializer, got "
+        f"{type(spec).__name__}"
+    )

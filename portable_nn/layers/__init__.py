@@ -1,0 +1,20 @@
+"""Layers: each a forward pass and its hand-written local gradient."""
+
+from .activations import (
+    Identity,
+    LeakyReLU,
+    ReLU,
+    Sigmoid,
+    Softmax,
+    Softplus,
+    Step,
+    Tanh,
+)
+from .base import LAYER_CLASSES, Layer, layer_from_config
+from .dense import Dense
+from .sequential import Sequential
+
+__all__ = [
+    "Dense", "Identity", "LAYER_CLASSES", "Layer", "LeakyReLU", "ReLU", "Sequential", "Sigmoid",
+    "Softmax", "Softplus", "Step", "Tanh", "layer_from_config",
+]

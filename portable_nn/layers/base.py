@@ -1,0 +1,151 @@
+"""`Layer`: a block with a forward pass and its local gradient.
+
+A layer is created without a device (``Dense(784, 256)``) and built onto one by the model that holds
+it (``Sequential(..., device="cuda")``), or by hand with ``layer.build("cpu", "float64", seed=0)``.
+``forward`` caches what ``backward`` needs; ``backward(grad_out)`` sets ``p.grad`` of the layer's own
+parameters (it does not accumulate) and returns the gradient with respect to the layer's input, or
+``None`` when called with ``need_input_grad=False`` (the first layer of a model during training).
+"""
+
+from __future__ import annotations
+
+from ..backends import Backend, get_backend, host_rng
+from ..parameter import Parameter
+
+LAYER_CLASSES: dict[str, type] = {}
+
+
+def _positive_int(value, argname):
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{argname} must be an int, got {type(value).__name__} {value!r}")
+    if value < 1:
+        raise ValueError(f"{argname} must be >= 1, got {value}")
+    return value
+
+
+class Layer:
+    """Base class. Subclasses implement ``forward``/``backward`` and, if they own parameters or
+    buffers, ``_build(rng)``; ``get_config()`` returns the constructor's keyword arguments so that
+    checkpoints can rebuild the layer without pickling."""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        LAYER_CLASSES[cls.__name__] = cls
+
+    def __init__(self):
+        self.backend: Backend | None = None
+        self.xp = None
+        self.dtype = None
+        self._params: dict[str, Parameter] = {}
+        self._buffers: dict[str, object] = {}
+
+    # construction -----------------------------------------------------------------------------
+    def build(self, backend="cpu", dtype="float32", rng=None, *, seed=None):
+        """Place the layer on ``backend`` in ``dtype``; draw initial weights from ``rng`` (a host
+        ``numpy.random.Generator``) or from a new one seeded with ``seed``."""
+        backend = get_backend(backend)
+        self.backend = backend
+        self.xp = backend.xp
+        self.dtype = backend.dtype(dtype)
+        self._build(rng if rng is not None else host_rng(seed))
+        return self
+
+    def _build(self, rng):
+        """Create parameters and buffers (with ``self.add_parameter``); nothing by default."""
+
+    def add_parameter(self, name, host_value, **kwargs) -> Parameter:
+        p = Parameter(self.backend.asarray(host_value, dtype=self.dtype), name=name, **kwargs)
+        self._params[name] = p
+        setattr(self, name, p)
+        return p
+
+    @property
+    def built(self):
+        return self.backend is not None
+
+    def _require_built(self):
+        if self.backend is None:
+            raise RuntimeError(
+                f"{type(self).__name__} is not built: put it in a Sequential(..., device=...) or "
+                f"call layer.build(device, dtype) first"
+            )
+
+    # the two halves ---------------------------------------------------------------------------
+    def forward(self, x, training=False):
+        raise NotImplementedError
+
+    def backward(self, grad_out, need_input_grad=True):
+        raise NotImplementedError
+
+    def __call__(self, x, training=False):
+        return self.forward(x, training=training)
+
+    # state ------------------------------------------------------------------------------------
+    def parameters(self) -> list[Parameter]:
+        return list(self._params.values())
+
+    def named_parameters(self) -> dict[str, Parameter]:
+        return dict(self._params)
+
+    def buffers(self) -> dict[str, object]:
+        """Non-trainable state (BatchNorm's running statistics): saved, moved, never optimised."""
+        return dict(self._buffers)
+
+    def set_buffer(self, name, value):
+        self._buffers[name] = value
+
+    def penalty(self):
+        """Sum of the regularizer penalties of this layer's parameters (0.0 if none)."""
+        total = 0.0
+        for p in self._params.values():
+            if p.regularizer is not None:
+                total = total + p.regularizer.penalty(p.value)
+        return total
+
+    def clear_cache(self):
+        """Forget what forward cached for backward (it holds device memory)."""
+        for key in [k for k in vars(self) if k.startswith("_cache")]:
+            setattr(self, key, None)
+
+    def to(self, device):
+        """Move parameters and buffers to another backend (through the host if libraries differ)."""
+        self._require_built()
+        backend = get_backend(device)
+        dtype = backend.dtype(self.backend.dtype_name(self.dtype))
+        for p in self._params.values():
+            p.value = backend.asarray(p.value, dtype=dtype)
+            p.grad = None
+        for name, buf in self._buffers.items():
+            self._buffers[name] = None if buf is None else backend.asarray(buf)
+        self.dtype = dtype
+        self.backend = backend
+        self.xp = backend.xp
+        self.clear_cache()
+        return self
+
+    # description ------------------------------------------------------------------------------
+    def get_config(self) -> dict:
+        return {}
+
+    def output_shape(self, input_shape):
+        """Shape of the output for an input of ``input_shape`` (batch dimension as ``None``)."""
+        return input_shape
+
+    def num_parameters(self) -> int:
+        return sum(p.size for p in self._params.values())
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
+
+def layer_from_config(entry: dict) -> Layer:
+    """Rebuild an (unbuilt) layer from ``{"class": name, "config": kwargs}``."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("class"), str):
+        raise ValueError(f"a layer entry needs a 'class' name, got {entry!r}")
+    cls = LAYER_CLASSES.get(entry["class"])
+    if cls is None:
+        raise ValueError(
+            f"unknown layer class {entry['class']!r}; known: {', '.join(sorted(LAYER_CLASSES))}"
+        )
+    return cls(**entry.get("config", {}))

@@ -1,0 +1,89 @@
+"""`Dense`: the fully connected layer ``y = x @ W + b``."""
+
+from __future__ import annotations
+
+from .. import initializers, regularizers
+from .base import Layer, _positive_int
+
+
+class Dense(Layer):
+    """Fully connected layer in the course's notation.
+
+    Forward:  ``y = x W + b`` with ``x`` of shape (n, k), ``W`` (k, m), ``b`` (m,), ``y`` (n, m).
+
+    Local gradient, for ``g = dL/dy`` of shape (n, m):
+
+    - ``dL/dW = x^T g``        (k, m)
+    - ``dL/db = sum_i g_i``     (m,)
+    - ``dL/dx = g W^T``         (n, k), skipped when ``need_input_grad=False``
+
+    ``init`` / ``bias_init`` name an initializer (see ``portable_nn.initializers``); ``regularizer``
+    (``L1``/``L2``) penalises ``W`` only.
+    """
+
+    def __init__(self, in_features, out_features, bias=True, init="glorot_uniform",
+                 bias_init="zeros", regularizer=None):
+        super().__init__()
+        self.in_features = _positive_int(in_features, "in_features")
+        self.out_features = _positive_int(out_features, "out_features")
+        if not isinstance(bias, bool):
+            raise TypeError(f"bias must be True or False, got {bias!r}")
+        self.use_bias = bias
+        self.init = initializers.get(init, "init")
+        self.bias_init = initializers.get(bias_init, "bias_init")
+        self.regularizer = regularizers.get(regularizer)
+        self._cache_x = None
+
+    def _build(self, rng):
+        shape = (self.in_features, self.out_features)
+        self.add_parameter("weight", self.init(shape, rng), regularizer=self.regularizer)
+        if self.use_bias:
+            self.add_parameter("bias", self.bias_init((self.out_features,), rng))
+        else:
+            self.bias = None
+
+    def forward(self, x, training=False):
+        self._require_built()
+        if x.ndim != 2 or x.shape[1] != self.in_features:
+            raise ValueError(
+                f"Dense({self.in_features}, {self.out_features}) expects input of shape "
+                f"(batch, {self.in_features}), got {tuple(x.shape)}"
+            )
+        y = x @ self.weight.value
+        if self.use_bias:
+            y += self.bias.value
+        self._cache_x = x
+        return y
+
+    def backward(self, grad_out, need_input_grad=True):
+        x = self._cache_x
+        if x is None:
+            raise RuntimeError("Dense.backward called before forward")
+        if tuple(grad_out.shape) != (x.shape[0], self.out_features):
+            raise ValueError(
+                f"Dense.backward expects grad_out of shape {(x.shape[0], self.out_features)}, "
+                f"got {tuple(grad_out.shape)}"
+            )
+        xp = self.xp
+        w = self.weight
+        w.grad = x.T @ grad_out
+        if w.regularizer is not None:
+            w.grad += w.regularizer.gradient(w.value)
+        if self.use_bias:
+            self.bias.grad = xp.sum(grad_out, axis=0)
+        return grad_out @ w.value.T if need_input_grad else None
+
+    def output_shape(self, input_shape):
+        return (*input_shape[:-1], self.out_features)
+
+    def get_config(self):
+        cfg = {
+            "in_features": self.in_features,
+            "out_features": self.out_features,
+            "bias": self.use_bias,
+            "init": self.init.get_config(),
+            "bias_init": self.bias_init.get_config(),
+        }
+        if self.regularizer is not None:
+            cfg["regularizer"] = self.regularizer.get_config()
+        return cfg

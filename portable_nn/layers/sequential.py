@@ -1,0 +1,213 @@
+"""`Sequential`: a chain of layers on one backend; backprop is the layers' backward in reverse."""
+
+from __future__ import annotations
+
+from ..backends import check_array, get_backend, host_rng
+from .base import Layer, layer_from_config
+
+_DTYPES = ("float32", "float64")
+
+
+class Sequential:
+    """A model: ``Sequential(Dense(2, 3), Sigmoid(), Dense(3, 1), device="cpu", dtype="float32",
+    seed=0)``.
+
+    The layers are built in order from one host generator seeded with ``seed``, so the same seed
+    gives the same initial parameters on every backend. ``forward`` and ``backward`` are the
+    course's two passes; ``fit``/``evaluate``/``predict`` wrap them in a training loop.
+    """
+
+    def __init__(self, *layers, device="cpu", dtype="float32", seed=None):
+        if len(layers) == 1 and isinstance(layers[0], (list, tuple)):
+            layers = tuple(layers[0])
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, Layer):
+                raise TypeError(f"layer {i} must be a portable_nn Layer, got {type(layer).__name__}")
+            if layer.built:
+                raise ValueError(f"layer {i} ({type(layer).__name__}) is already built; "
+                                 "give Sequential fresh layers")
+        if dtype not in _DTYPES:
+            raise ValueError(f"dtype must be one of {_DTYPES}, got {dtype!r}")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise TypeError(f"seed must be an int or None, got {seed!r}")
+        backend = get_backend(device)
+        rng = host_rng(seed)
+        for layer in layers:
+            layer.build(backend, dtype, rng)
+        self.layers = list(layers)
+        self.backend = backend
+        self.dtype_name = dtype
+        self.seed = seed
+        self.optimizer = None  # set by fit(); moved by to()
+        self.history = None
+
+    # properties ---------------------------------------------------------------------------------
+    @property
+    def xp(self):
+        return self.backend.xp
+
+    @property
+    def device(self):
+        return self.backend.device_string
+
+    @property
+    def dtype(self):
+        return self.backend.dtype(self.dtype_name)
+
+    def __len__(self):
+        return len(self.layers)
+
+    def __getitem__(self, i):
+        return self.layers[i]
+
+    # the two passes -------------------------------------------------------------------------------
+    def forward(self, x, training=False):
+        """Output of the network for a batch ``x`` (an array of the model's backend)."""
+        check_array(self.backend, x, "x")
+        for layer in self.layers:
+            x = layer.forward(x, training=training)
+        return x
+
+    __call__ = forward
+
+    def backward(self, grad, need_input_grad=True):
+        """Propagate ``dL/d(output)`` back through the layers; sets every ``p.grad`` and returns
+        ``dL/d(input)`` (``None`` with ``need_input_grad=False``, which skips the first layer's
+        largest matrix product)."""
+        check_array(self.backend, grad, "grad")
+        last = len(self.layers) - 1
+        for i in range(last, -1, -1):
+            grad = self.layers[i].backward(grad, need_input_grad=need_input_grad or i > 0)
+        return grad
+
+    # parameters and state -----------------------------------------------------------------------
+    def parameters(self):
+        return [p for layer in self.layers for p in layer.parameters()]
+
+    def named_parameters(self):
+        return {f"{i}.{n}": p for i, layer in enumerate(self.layers)
+                for n, p in layer.named_parameters().items()}
+
+    def named_buffers(self):
+        return {f"{i}.{n}": b for i, layer in enumerate(self.layers)
+                for n, b in layer.buffers().items()}
+
+    def num_parameters(self):
+        return sum(layer.num_parameters() for layer in self.layers)
+
+    def penalty(self):
+        """Sum of the regularizers' penalties (added to the loss that training reports)."""
+        total = 0.0
+        for layer in self.layers:
+            total = total + layer.penalty()
+        return total
+
+    def state_dict(self):
+        """Parameters and buffers as host (NumPy) arrays keyed ``"<layer index>.<name>"``."""
+        to_np = self.backend.to_numpy
+        state = {k: to_np(p.value).copy() for k, p in self.named_parameters().items()}
+        state.update({k: to_np(b).copy() for k, b in self.named_buffers().items()})
+        return state
+
+    def load_state_dict(self, state):
+        """Set parameters and buffers from ``state_dict()`` output. Every key and shape is checked
+        before anything is assigned, so a failed load leaves the model unchanged."""
+        params, buffers = self.named_parameters(), self.named_buffers()
+        expected = {**{k: p.shape for k, p in params.items()},
+                    **{k: tuple(b.shape) for k, b in buffers.items()}}
+        missing = sorted(set(expected) - set(state))
+        extra = sorted(set(state) - set(expected))
+        if missing or extra:
+            raise ValueError(f"state does not fit this model: missing {missing}, unexpected {extra}")
+        for k, shape in expected.items():
+            if tuple(state[k].shape) != shape:
+                raise ValueError(f"state[{k!r}] has shape {tuple(state[k].shape)}, expected {shape}")
+        converted = {}
+        for k, v in state.items():
+            arr = self.backend.asarray(v, dtype=self.dtype_name if k in params else None)
+            # never alias the caller's array: in-place optimizer updates would change it
+            converted[k] = self.xp.asarray(arr, copy=True) if arr is v else arr
+        for k, p in params.items():
+            p.value = converted[k]
+        for k in buffers:
+            i, name = k.split(".", 1)
+            self.layers[int(i)].set_buffer(name, converted[k])
+
+    def get_weights(self):
+        """Copies of parameters and buffers on the device (cheap snapshots for early stopping)."""
+        xp = self.xp
+        snap = {k: xp.asarray(p.value, copy=True) for k, p in self.named_parameters().items()}
+        snap.update({k: xp.asarray(b, copy=True) for k, b in self.named_buffers().items()})
+        return snap
+
+    def set_weights(self, weights):
+        """Restore a ``get_weights()`` snapshot (copied, so the snapshot stays intact)."""
+        self.load_state_dict(weights)
+
+    def to(self, device):
+        """Move parameters, buffers and the attached optimizer's state to ``device``."""
+        backend = get_backend(device)
+        if backend == self.backend:
+            return self
+        for layer in self.layers:
+            layer.to(backend)
+        if self.optimizer is not None and hasattr(self.optimizer, "to"):
+            self.optimizer.to(backend)
+        self.backend = backend
+        return self
+
+    # description --------------------------------------------------------------------------------
+    def get_config(self):
+        return {
+            "layers": [{"class": type(l).__name__, "config": l.get_config()} for l in self.layers],
+            "dtype": self.dtype_name,
+            "seed": self.seed,
+        }
+
+    @classmethod
+    def from_config(cls, config, device="cpu"):
+        if not isinstance(config, dict) or not isinstance(config.get("layers"), list):
+            raise ValueError("a model config needs a 'layers' list")
+        layers = [layer_from_config(entry) for entry in config["layers"]]
+        return cls(*layers, device=device, dtype=config.get("dtype", "float32"),
+                   seed=config.get("seed"))
+
+    def summary(self, input_features=None):
+        """A table of layers, output shapes and parameter counts (returned as a string)."""
+        shape = (None, input_features if input_features is not None else
+                 next((getattr(l, "in_features") for l in self.layers
+                       if hasattr(l, "in_features")), None))
+        rows = [("#", "layer", "output shape", "params")]
+        for i, layer in enumerate(self.layers):
+            shape = layer.output_shape(shape)
+            rows.append((str(i), repr(layer) if len(repr(layer)) < 40 else type(layer).__name__,
+                         str(shape), f"{layer.num_parameters():,}"))
+        widths = [max(len(r[c]) for r in rows) for c in range(4)]
+        line = "-" * (sum(widths) + 6)
+        out = [f"Sequential on {self.device!r}, dtype {self.dtype_name}", line]
+        for j, r in enumerate(rows):
+            out.append("  ".join(c.ljust(w) for c, w in zip(r, widths)))
+            if j == 0:
+                out.append(line)
+        out += [line, f"total parameters: {self.num_parameters():,}"]
+        return "\n".join(out)
+
+    def __repr__(self):
+        inner = ",\n  ".join(repr(l) for l in self.layers)
+        return f"Sequential(\n  {inner},\n  device={self.device!r}, dtype={self.dtype_name!r})"
+
+    # training API (implemented in portable_nn.training) ------------------------------------------
+    def fit(self, X, y, **kwargs):
+        from .. import training
+
+        return training.fit(self, X, y, **kwargs)
+
+    def evaluate(self, X, y, **kwargs):
+        from .. import training
+
+        return training.evaluate(self, X, y, **kwargs)
+
+    def predict(self, X, **kwargs):
+        from .. import training
+
+        return training.predict(self, X, **kwargs)

@@ -1,0 +1,37 @@
+"""`Parameter`: a trainable array and the gradient the last backward pass left for it."""
+
+from __future__ import annotations
+
+
+class Parameter:
+    """A trainable array of the model's backend.
+
+    ``value`` is the array, ``grad`` the gradient of the loss with respect to it as set by the last
+    ``backward`` (``None`` before the first), ``name`` a label such as ``"weight"``.
+    ``regularizer`` (an ``L1``/``L2`` or ``None``) adds its penalty to the loss and its gradient to
+    ``grad``. ``weight_decay`` (default ``True``) says whether an optimizer's ``weight_decay``
+    applies to it. Parameters hash by identity, so optimizers can keep per-parameter state.
+    """
+
+    __slots__ = ("value", "grad", "name", "regularizer", "weight_decay", "__weakref__")
+
+    def __init__(self, value, grad=None, name="", regularizer=None, weight_decay=True):
+        self.value = value
+        self.grad = grad
+        self.name = name
+        self.regularizer = regularizer
+        self.weight_decay = weight_decay
+
+    @property
+    def shape(self):
+        return tuple(self.value.shape)
+
+    @property
+    def size(self):
+        n = 1
+        for d in self.value.shape:
+            n *= d
+        return n
+
+    def __repr__(self):
+        return f"Parameter(name={self.name!r}, shape={self.shape})"
