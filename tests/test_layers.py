@@ -1,0 +1,275 @@
+"""Layers and Sequential: gradient checks, the course's worked examples, stability, dtypes, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import portable_nn as pnn
+from portable_nn.layers import (
+    Dense, Identity, LeakyReLU, ReLU, Sequential, Sigmoid, Softmax, Softplus, Step, Tanh,
+)
+from tests.conftest import to_np
+
+L = pnn.layers
+
+
+def _away_from_kinks(rng, shape):
+    """Inputs with |x| >= 0.1 so that ReLU-like kinks are never within eps of a sample."""
+    x = rng.uniform(0.1, 2.0, size=shape)
+    return x * rng.choice([-1.0, 1.0], size=shape)
+
+
+ELEMENTWISE = [Identity, Sigmoid, Tanh, ReLU, lambda: LeakyReLU(0.1), Softplus, Softmax]
+
+
+@pytest.mark.parametrize("make", ELEMENTWISE, ids=lambda m: getattr(m, "__name__", "LeakyReLU"))
+def test_activation_gradcheck_float64(backend, rng, make):
+    layer = make().build(backend, "float64")
+    x = backend.asarray(_away_from_kinks(rng, (5, 4)), dtype="float64")
+    result = pnn.gradcheck(layer, x)
+    assert result.max_error < 1e-6, result
+
+
+def test_dense_gradcheck_float64(backend, rng):
+    layer = Dense(4, 3).build(backend, "float64", seed=1)
+    x = backend.asarray(rng.normal(size=(6, 4)), dtype="float64")
+    result = pnn.gradcheck(layer, x)
+    assert set(result.errors) == {"input", "weight", "bias"}
+    assert result.max_error < 1e-6, result
+
+
+def test_dense_without_bias_gradcheck(backend, rng):
+    layer = Dense(3, 2, bias=False).build(backend, "float64", seed=1)
+    assert layer.parameters() == [layer.weight]
+    x = backend.asarray(rng.normal(size=(4, 3)), dtype="float64")
+    assert pnn.gradcheck(layer, x).max_error < 1e-6
+
+
+def test_deep_model_gradcheck_with_every_activation(backend, rng):
+    model = Sequential(
+        Dense(3, 5), Tanh(), Dense(5, 5), Sigmoid(), Dense(5, 4), Softplus(), Dense(4, 4),
+        LeakyReLU(0.2), Dense(4, 3), device=backend, dtype="float64", seed=3,
+    )
+    x = backend.asarray(rng.normal(size=(6, 3)), dtype="float64")
+    t = backend.asarray(np.array([0, 2, 1, 1, 0, 2]))
+    result = pnn.gradcheck(model, x, target=t, loss=pnn.losses.CrossEntropy())
+    assert result.max_error < 1e-6, result
+
+
+def test_dense_is_x_at_w_plus_b(backend, rng):
+    layer = Dense(3, 2).build(backend, "float64", seed=0)
+    xh = rng.normal(size=(4, 3))
+    y = to_np(layer.forward(backend.asarray(xh, dtype="float64")))
+    w, b = to_np(layer.weight.value), to_np(layer.bias.value)
+    assert w.shape == (3, 2) and b.shape == (2,)
+    np.testing.assert_allclose(y, xh @ w + b, rtol=1e-12)
+
+
+def test_backward_sets_gradients_and_does_not_accumulate(backend, rng):
+    layer = Dense(3, 2).build(backend, "float64", seed=0)
+    x = backend.asarray(rng.normal(size=(4, 3)), dtype="float64")
+    g = backend.asarray(np.ones((4, 2)), dtype="float64")
+    layer.forward(x)
+    layer.backward(g)
+    first = to_np(layer.weight.grad).copy()
+    layer.forward(x)
+    layer.backward(g)
+    np.testing.assert_array_equal(to_np(layer.weight.grad), first)
+    np.testing.assert_allclose(first, to_np(x).T @ np.ones((4, 2)))
+
+
+def test_sequential_backward_can_skip_the_input_gradient(backend, rng):
+    model = Sequential(Dense(3, 4), ReLU(), Dense(4, 2), device=backend, dtype="float64", seed=0)
+    x = backend.asarray(rng.normal(size=(5, 3)), dtype="float64")
+    g = backend.asarray(rng.normal(size=(5, 2)), dtype="float64")
+    model.forward(x, training=True)
+    full = model.backward(g)
+    grads = [to_np(p.grad).copy() for p in model.parameters()]
+    model.forward(x, training=True)
+    assert model.backward(g, need_input_grad=False) is None
+    for p, before in zip(model.parameters(), grads):
+        np.testing.assert_array_equal(to_np(p.grad), before)
+    assert tuple(full.shape) == (5, 3)
+
+
+def test_softmax_worked_example_from_the_course(backend):
+    layer = Softmax().build(backend, "float64")
+    y = to_np(layer.forward(backend.asarray([[-0.21, 0.47, 1.72]], dtype="float64")))
+    np.testing.assert_allclose(y, [[0.1, 0.2, 0.7]], atol=0.006)
+    assert abs(y.sum() - 1.0) < 1e-12
+
+
+def test_backprop_derivation_of_the_2_3_2_sigmoid_network(backend):
+    """The lecture's deltas: output δ_k = (y_k − t_k) y_k (1 − y_k); hidden
+    δ_j = Σ_k δ_k u_jk h_j (1 − h_j); dL/du_jk = δ_k h_j; dL/dw_ij = δ_j x_i."""
+    model = Sequential(Dense(2, 3), Sigmoid(), Dense(3, 2), Sigmoid(),
+                       device=backend, dtype="float64", seed=7)
+    xh, th = np.array([[0.5, -1.2]]), np.array([[1.0, 0.0]])
+    loss = pnn.losses.L2(reduction="sum")
+    y = model.forward(backend.asarray(xh, dtype="float64"), training=True)
+    loss.forward(y, backend.asarray(th, dtype="float64"))
+    model.backward(loss.backward())
+
+    w, b = to_np(model[0].weight.value), to_np(model[0].bias.value)
+    u, c = to_np(model[2].weight.value), to_np(model[2].bias.value)
+    sig = lambda z: 1.0 / (1.0 + np.exp(-z))  # noqa: E731
+    h = sig(xh @ w + b)
+    yh = sig(h @ u + c)
+    np.testing.assert_allclose(to_np(y), yh, rtol=1e-12)
+    delta_out = (yh - th) * yh * (1 - yh)
+    delta_hidden = np.array([[sum(delta_out[0, k] * u[j, k] for k in range(2)) * h[0, j] * (1 - h[0, j])
+                              for j in range(3)]])
+    np.testing.assert_allclose(to_np(model[2].weight.grad), h.T @ delta_out, rtol=1e-10)
+    np.testing.assert_allclose(to_np(model[2].bias.grad), delta_out[0], rtol=1e-10)
+    np.testing.assert_allclose(to_np(model[0].weight.grad), xh.T @ delta_hidden, rtol=1e-10)
+    np.testing.assert_allclose(to_np(model[0].bias.grad), delta_hidden[0], rtol=1e-10)
+
+
+@pytest.mark.parametrize("make", [Sigmoid, Softplus, Tanh, Softmax])
+def test_activations_are_stable_at_extreme_inputs(backend, make):
+    layer = make().build(backend, "float64")
+    x = backend.asarray([[-1e4, -50.0, 0.0, 50.0, 1e4]], dtype="float64")
+    y = to_np(layer.forward(x))
+    g = to_np(layer.backward(backend.asarray(np.ones((1, 5)), dtype="float64")))
+    assert np.all(np.isfinite(y)) and np.all(np.isfinite(g))
+    if make is Sigmoid:
+        np.testing.assert_allclose(y[0, [0, 2, 4]], [0.0, 0.5, 1.0])
+    if make is Softplus:
+        np.testing.assert_allclose(y[0, [0, 4]], [0.0, 1e4])
+        np.testing.assert_allclose(g[0, [0, 2, 4]], [0.0, 0.5, 1.0])
+
+
+def test_relu_leaky_step_values(backend):
+    x = backend.asarray([[-2.0, -0.5, 0.0, 0.5, 2.0]], dtype="float32")
+    np.testing.assert_array_equal(to_np(ReLU().build(backend).forward(x)), [[0, 0, 0, 0.5, 2]])
+    np.testing.assert_allclose(to_np(LeakyReLU(0.1).build(backend).forward(x)),
+                               [[-0.2, -0.05, 0, 0.5, 2]], rtol=1e-6)
+    step = Step().build(backend)
+    np.testing.assert_array_equal(to_np(step.forward(x)), [[0, 0, 1, 1, 1]])
+    # the step's derivative is zero everywhere: it cannot be trained by backprop
+    g = step.backward(backend.asarray(np.ones((1, 5)), dtype="float32"))
+    np.testing.assert_array_equal(to_np(g), np.zeros((1, 5)))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_dtype_is_preserved_end_to_end(backend, rng, dtype):
+    model = Sequential(Dense(4, 8), Sigmoid(), Dense(8, 8), Softplus(), Dense(8, 8), Tanh(),
+                       Dense(8, 8), LeakyReLU(), Dense(8, 3), Softmax(),
+                       device=backend, dtype=dtype, seed=0)
+    x = backend.asarray(rng.normal(size=(5, 4)), dtype=dtype)
+    y = model.forward(x, training=True)
+    assert y.dtype == backend.dtype(dtype)
+    loss = pnn.losses.CrossEntropy(from_logits=False)
+    value = loss.forward(y, backend.asarray(np.array([0, 1, 2, 0, 1])))
+    assert value.dtype == backend.dtype(dtype)
+    gx = model.backward(loss.backward())
+    assert gx.dtype == backend.dtype(dtype)
+    assert all(p.grad.dtype == backend.dtype(dtype) and p.value.dtype == backend.dtype(dtype)
+               for p in model.parameters())
+
+
+def test_same_seed_same_initial_parameters_on_every_backend(backend):
+    def build(device):
+        return Sequential(Dense(5, 7, init="he"), ReLU(), Dense(7, 3), device=device,
+                          dtype="float32", seed=42)
+
+    ref = build("cpu").state_dict()
+    other = build(backend).state_dict()
+    assert ref.keys() == other.keys()
+    for k in ref:
+        np.testing.assert_array_equal(ref[k], other[k])
+    different = Sequential(Dense(5, 7, init="he"), ReLU(), Dense(7, 3), seed=43).state_dict()
+    assert not np.array_equal(ref["0.weight"], different["0.weight"])
+
+
+def test_dense_rejects_wrong_feature_count(backend):
+    layer = Dense(3, 2).build(backend)
+    with pytest.raises(ValueError, match=r"Dense\(3, 2\) expects input of shape \(batch, 3\), got \(4, 5\)"):
+        layer.forward(backend.asarray(np.ones((4, 5)), dtype="float32"))
+    with pytest.raises(ValueError, match="expects input"):
+        layer.forward(backend.asarray(np.ones(3), dtype="float32"))
+
+
+def test_softmax_requires_2d(backend):
+    with pytest.raises(ValueError, match="2-D input"):
+        Softmax().build(backend).forward(backend.asarray([0.1, 0.2], dtype="float32"))
+
+
+def test_backward_before_forward_and_bad_grad_shape(backend):
+    layer = Sigmoid().build(backend)
+    with pytest.raises(RuntimeError, match="before forward"):
+        layer.backward(backend.asarray(np.ones((2, 2)), dtype="float32"))
+    layer.forward(backend.asarray(np.ones((2, 2)), dtype="float32"))
+    with pytest.raises(ValueError, match="grad_out of shape"):
+        layer.backward(backend.asarray(np.ones((2, 3)), dtype="float32"))
+
+
+@pytest.mark.parametrize("args, exc, match", [
+    ((0, 3), ValueError, "in_features must be >= 1"),
+    ((2.5, 3), TypeError, "in_features must be an int"),
+    ((2, -1), ValueError, "out_features must be >= 1"),
+])
+def test_dense_constructor_validation(args, exc, match):
+    with pytest.raises(exc, match=match):
+        Dense(*args)
+
+
+def test_constructor_errors():
+    with pytest.raises(ValueError, match="unknown init 'bogus'"):
+        Dense(2, 2, init="bogus")
+    with pytest.raises(ValueError, match="alpha must be"):
+        LeakyReLU(alpha=-1)
+    with pytest.raises(TypeError, match="layer 1 must be a portable_nn Layer"):
+        Sequential(Dense(2, 2), "relu")
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        Sequential(Dense(2, 2), dtype="int8")
+    with pytest.raises(RuntimeError, match="not built"):
+        Dense(2, 2).forward(np.ones((1, 2)))
+
+
+def test_summary_and_config_round_trip(backend):
+    model = Sequential(Dense(4, 8, init="he", regularizer=pnn.regularizers.L2(0.01)), ReLU(),
+                       Dense(8, 3, bias=False), Softmax(), LeakyReLU(0.3),
+                       device=backend, seed=5)
+    text = model.summary()
+    assert "(None, 8)" in text and "(None, 3)" in text
+    assert "40" in text and "24" in text and "total parameters: 64" in text
+    clone = Sequential.from_config(model.get_config(), device="cpu")
+    assert [type(layer) for layer in clone.layers] == [type(layer) for layer in model.layers]
+    assert clone[4].alpha == 0.3 and clone[0].weight.regularizer.rate == 0.01
+    for k, v in model.state_dict().items():
+        np.testing.assert_array_equal(v, clone.state_dict()[k])  # same seed, same weights
+
+
+def test_to_moves_parameters_between_backends(backend, rng):
+    model = Sequential(Dense(3, 4), Tanh(), Dense(4, 2), device="cpu", dtype="float64", seed=0)
+    xh = rng.normal(size=(5, 3))
+    before = to_np(model.forward(model.backend.asarray(xh, dtype="float64")))
+    model.to(backend)
+    assert model.backend == backend
+    assert all(backend.owns(p.value) for p in model.parameters())
+    after = to_np(model.forward(backend.asarray(xh, dtype="float64")))
+    np.testing.assert_allclose(after, before, rtol=1e-12)
+
+
+def test_load_state_dict_is_all_or_nothing():
+    model = Sequential(Dense(2, 3), ReLU(), Dense(3, 1), seed=0)
+    before = model.state_dict()
+    bad = dict(before)
+    bad["2.weight"] = np.zeros((4, 1), dtype=np.float32)
+    with pytest.raises(ValueError, match=r"state\['2.weight'\] has shape \(4, 1\), expected \(3, 1\)"):
+        model.load_state_dict(bad)
+    with pytest.raises(ValueError, match="missing"):
+        model.load_state_dict({"0.weight": before["0.weight"]})
+    for k, v in model.state_dict().items():
+        np.testing.assert_array_equal(v, before[k])
+
+
+def test_weight_snapshots_are_independent(backend):
+    model = Sequential(Dense(2, 2), device=backend, seed=0)
+    snap = model.get_weights()
+    saved = to_np(snap["0.weight"]).copy()
+    model.set_weights(snap)
+    model[0].weight.value += 1.0  # in place where the backend allows: must not reach the snapshot
+    np.testing.assert_array_equal(to_np(snap["0.weight"]), saved)
