@@ -12,9 +12,12 @@ from .activations import (
 )
 from .base import LAYER_CLASSES, Layer, layer_from_config
 from .dense import Dense
+from .dropout import Dropout, mc_dropout_predict
+from .normalization import BatchNorm
 from .sequential import Sequential
 
 __all__ = [
-    "Dense", "Identity", "LAYER_CLASSES", "Layer", "LeakyReLU", "ReLU", "Sequential", "Sigmoid",
-    "Softmax", "Softplus", "Step", "Tanh", "layer_from_config",
+    "BatchNorm", "Dense", "Dropout", "Identity", "LAYER_CLASSES", "Layer", "LeakyReLU", "ReLU",
+    "Sequential", "Sigmoid", "Softmax", "Softplus", "Step", "Tanh", "layer_from_config",
+    "mc_dropout_predict",
 ]

@@ -1,0 +1,130 @@
+"""`Dropout` (inverted dropout) and Monte Carlo dropout prediction."""
+
+from __future__ import annotations
+
+from ..backends import check_array
+from .base import Layer, _positive_int
+
+__all__ = ["Dropout", "mc_dropout_predict"]
+
+
+class Dropout(Layer):
+    """Inverted dropout (Srivastava et al. 2014): in training each unit is kept with probability
+    ``1 − p`` and the kept ones are scaled by ``1 / (1 − p)``, so the expected activation is
+    unchanged and inference is the identity.
+
+    Forward (training): ``y = x ⊙ m / (1 − p)`` with ``m_ij ~ Bernoulli(1 − p)`` drawn fresh per
+    call; (inference, or ``p = 0``): ``y = x``.
+
+    Local gradient: ``dL/dx = g ⊙ m / (1 − p)`` with the same mask as the forward pass (the
+    gradient flows only through the kept units); ``g`` unchanged at inference.
+
+    The mask is drawn on the model's device by the backend's own generator, seeded at build time
+    from the model's host generator, so a model seed fixes the masks too.
+    """
+
+    def __init__(self, p=0.5):
+        super().__init__()
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p < 1.0:
+            raise ValueError(f"p (the drop probability) must be a number in [0, 1), got {p!r}")
+        self.p = float(p)
+        self._seed = None
+        self._moves = 0
+        self._gen = None
+        self._cache_mask = None
+        self._cache_shape = None
+
+    def _build(self, rng):
+        self._seed = int(rng.integers(2**31))
+        self._moves = 0
+        self._gen = self.backend.rng(self._seed)
+
+    def to(self, device):
+        """Move to ``device`` and make a generator there (a new stream: the old one cannot move)."""
+        super().to(device)
+        self._moves += 1
+        # a seed different from the first, but still fixed by the model's seed
+        self._gen = self.backend.rng((self._seed + 1_000_003 * self._moves) % 2**31)
+        return self
+
+    def forward(self, x, training=False):
+        self._require_built()
+        self._cache_shape = tuple(x.shape)
+        if not training or self.p == 0.0:
+            self._cache_mask = None
+            return x
+        keep = 1.0 - self.p
+        mask = self._gen.bernoulli(self._cache_shape, keep, dtype=self.backend.dtype_name(x.dtype))
+        mask = mask * (1.0 / keep)
+        self._cache_mask = mask
+        return x * mask
+
+    def backward(self, grad_out, need_input_grad=True):
+        if self._cache_shape is None:
+            raise RuntimeError("Dropout.backward called before forward")
+        if tuple(grad_out.shape) != self._cache_shape:
+            raise ValueError(
+                f"Dropout.backward expects grad_out of shape {self._cache_shape}, got "
+                f"{tuple(grad_out.shape)}"
+            )
+        if not need_input_grad:
+            return None
+        return grad_out if self._cache_mask is None else grad_out * self._cache_mask
+
+    def get_config(self):
+        return {"p": self.p}
+
+
+def _is_host(X):
+    return isinstance(X, (list, tuple)) or type(X).__module__.split(".")[0] == "numpy"
+
+
+def mc_dropout_predict(model, X, n_samples=30, batch_size=None):
+    """Monte Carlo dropout (Gal & Ghahramani 2016): ``(mean, std)`` of ``n_samples`` stochastic
+    forward passes in which only the ``Dropout`` layers are in training mode; every other layer
+    (BatchNorm in particular, which then uses its running statistics) runs in inference mode.
+
+    ``std`` is the population standard deviation over the samples (``ddof=0``), elementwise, with
+    the shape of the model's output. Host data in (NumPy, lists) gives NumPy out; arrays of the
+    model's backend give arrays of that backend. ``batch_size`` bounds device memory (``None``:
+    the whole ``X`` at once).
+    """
+    layers = getattr(model, "layers", None)
+    if layers is None or not hasattr(model, "backend"):
+        raise TypeError(f"model must be a Sequential, got {type(model).__name__}")
+    if not any(isinstance(layer, Dropout) for layer in layers):
+        raise ValueError("model has no Dropout layer: Monte Carlo dropout would give std = 0")
+    n_samples = _positive_int(n_samples, "n_samples")
+    if batch_size is not None:
+        batch_size = _positive_int(batch_size, "batch_size")
+    backend = model.backend
+    host = _is_host(X)
+    if not host:
+        check_array(backend, X, "X")
+    x = backend.asarray(X, dtype=model.dtype_name)
+    if x.ndim < 1 or x.shape[0] == 0:
+        raise ValueError(f"X must hold at least one sample, got shape {tuple(x.shape)}")
+    xp = backend.xp
+    n = x.shape[0]
+    step = n if batch_size is None else batch_size
+    means, stds = [], []
+    try:
+        for start in range(0, n, step):
+            xb = x[start:min(start + step, n), ...]
+            outs = []
+            for _ in range(n_samples):
+                out = xb
+                for layer in layers:
+                    out = layer.forward(out, training=isinstance(layer, Dropout))
+                outs.append(out)
+            stacked = xp.stack(outs, axis=0)
+            means.append(xp.mean(stacked, axis=0))
+            stds.append(xp.std(stacked, axis=0))
+    finally:
+        for layer in layers:
+            layer.clear_cache()
+    mean = means[0] if len(means) == 1 else xp.concat(means, axis=0)
+    std = stds[0] if len(stds) == 1 else xp.concat(stds, axis=0)
+    if host:
+        return backend.to_numpy(mean), backend.to_numpy(std)
+    return mean, std

@@ -1,0 +1,486 @@
+"""Optimizers: turn the gradients that ``backward`` left in ``p.grad`` into parameter updates.
+
+    optimizer = pnn.optimizers.Adam(learning_rate=1e-3)
+    optimizer.step(model.parameters())          # once per batch, after model.backward(...)
+
+Every optimizer follows PyTorch's published update rule (``torch.optim``), with ``g`` the gradient,
+``θ`` the parameter, ``η`` the learning rate and ``t`` the number of steps taken (from 1):
+
+- ``SGD``:     ``b ← μ b + g``;  ``θ ← θ − η b``  (Nesterov: ``θ ← θ − η (g + μ b)``);
+  without momentum simply ``θ ← θ − η g``.
+- ``AdaGrad``: ``s ← s + g²``;  ``θ ← θ − η g / (√s + ε)``.
+- ``RMSprop``: ``v ← ρ v + (1 − ρ) g²``;  ``u = g / (√v + ε)``;  ``θ ← θ − η u``
+  (with momentum: ``b ← μ b + u``;  ``θ ← θ − η b``).
+- ``Adam``:    ``m ← β₁ m + (1 − β₁) g``;  ``v ← β₂ v + (1 − β₂) g²``;
+  ``θ ← θ − η/(1 − β₁ᵗ) · m / (√v / √(1 − β₂ᵗ) + ε)``.
+- ``AdamW``:   ``θ ← θ (1 − η λ)`` first (decoupled weight decay), then the Adam step.
+
+``weight_decay=λ`` (all but AdamW) adds ``λ θ`` to the gradient (classic L2, as PyTorch), for every
+parameter whose ``p.weight_decay`` is true. ``clipvalue=c`` clamps each gradient element to
+``[−c, c]``; ``clipnorm=c`` then rescales all gradients of the step together so that their global
+L2 norm is at most ``c``. Clipping acts on the raw gradients, before weight decay.
+
+State (momentum buffers, moment estimates) lives per parameter on the parameter's device and is
+created at its first step. ``iterations`` counts steps; a learning-rate schedule is evaluated at
+``iterations`` (0 for the first step), so schedules count batches as in Keras. Adam's bias
+correction uses this shared count.
+"""
+
+from __future__ import annotations
+
+import math
+import weakref
+
+from array_api_compat import array_namespace, is_writeable_array
+
+from . import schedules
+from .backends import backend_of, get_backend, host_array
+from .parameter import Parameter
+
+__all__ = ["AdaGrad", "Adam", "AdamW", "Optimizer", "RMSprop", "SGD", "from_config", "get"]
+
+
+# validation ------------------------------------------------------------------------------------
+def _number(value, argname):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{argname} must be a number, got {type(value).__name__} {value!r}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{argname} must be finite, got {value!r}")
+    return value
+
+
+def _positive(value, argname):
+    value = _number(value, argname)
+    if value <= 0.0:
+        raise ValueError(f"{argname} must be > 0, got {value!r}")
+    return value
+
+
+def _non_negative(value, argname):
+    value = _number(value, argname)
+    if value < 0.0:
+        raise ValueError(f"{argname} must be >= 0, got {value!r}")
+    return value
+
+
+def _unit_interval(value, argname):
+    value = _number(value, argname)
+    if not 0.0 <= value < 1.0:
+        raise ValueError(f"{argname} must be in [0, 1), got {value!r}")
+    return value
+
+
+def _optional_positive(value, argname):
+    return None if value is None else _positive(value, argname)
+
+
+# update primitives: in place where the array allows it, else functional -----------------------
+def _lerp(inplace, a, beta, b):
+    """``beta * a + (1 - beta) * b``, written into ``a`` when ``inplace``."""
+    if inplace:
+        a *= beta
+        a += (1.0 - beta) * b
+        return a
+    return beta * a + (1.0 - beta) * b
+
+
+def _decay_add(inplace, a, beta, b):
+    """``beta * a + b``, written into ``a`` when ``inplace``."""
+    if inplace:
+        a *= beta
+        a += b
+        return a
+    return beta * a + b
+
+
+def _descend(inplace, p, lr, direction):
+    """``θ ← θ − lr · direction``."""
+    if inplace:
+        p.value -= lr * direction
+    else:
+        p.value = p.value - lr * direction
+
+
+class Optimizer:
+    """Base class: validation, clipping, weight decay, schedules, state bookkeeping.
+
+    Subclasses define ``_slot_names()`` (the per-parameter state arrays), ``_init_slot`` when a slot
+    does not start at zero, and ``_update(xp, p, g, state, lr, inplace)`` for their rule.
+    """
+
+    _decoupled_weight_decay = False
+
+    def __init__(self, learning_rate=0.01, *, weight_decay=0.0, clipnorm=None, clipvalue=None):
+        self.learning_rate = learning_rate
+        self.weight_decay = _non_negative(weight_decay, "weight_decay")
+        self.clipnorm = _optional_positive(clipnorm, "clipnorm")
+        self.clipvalue = _optional_positive(clipvalue, "clipvalue")
+        self.iterations = 0
+        self._state = weakref.WeakKeyDictionary()
+
+    # learning rate ------------------------------------------------------------------------------
+    @property
+    def learning_rate(self):
+        """A float, or a ``schedules.Schedule`` evaluated at ``iterations``; may be reassigned."""
+        return self._learning_rate
+
+    @learning_rate.setter
+    def learning_rate(self, value):
+        if isinstance(value, schedules.Schedule):
+            self._learning_rate = value
+        else:
+            self._learning_rate = _positive(value, "learning_rate")
+
+    def current_lr(self) -> float:
+        """The learning rate the next step uses (a schedule evaluated at ``iterations``)."""
+        lr = self._learning_rate
+        return lr if isinstance(lr, float) else float(lr(self.iterations))
+
+    # the step -----------------------------------------------------------------------------------
+    def _check_parameters(self, parameters, argname="parameters"):
+        if isinstance(parameters, Parameter) or not isinstance(parameters, (list, tuple)):
+            raise TypeError(
+                f"{argname} must be a list of Parameter (e.g. model.parameters()), got "
+                f"{type(parameters).__name__}"
+            )
+        for i, p in enumerate(parameters):
+            if not isinstance(p, Parameter):
+                raise TypeError(f"{argname}[{i}] must be a Parameter, got {type(p).__name__}")
+        return parameters
+
+    def step(self, parameters):
+        """Update every parameter of ``parameters`` (a list) that has a gradient, in place.
+
+        Parameters whose ``grad`` is ``None`` are skipped. A step with no gradient at all does
+        nothing (``iterations`` does not advance).
+        """
+        self._check_parameters(parameters)
+        params = [p for p in parameters if p.grad is not None]
+        for p in params:
+            if tuple(p.grad.shape) != tuple(p.value.shape):
+                raise ValueError(
+                    f"parameter {p.name!r}: grad has shape {tuple(p.grad.shape)}, but the value "
+                    f"has shape {tuple(p.value.shape)}"
+                )
+        if not params:
+            return
+        xp = array_namespace(params[0].value)
+        lr = self.current_lr()
+        grads = self._clip(xp, [p.grad for p in params])
+        self.iterations += 1
+        wd = self.weight_decay
+        state_of = self._state
+        for p, g in zip(params, grads):
+            state = state_of.get(p)
+            if state is None:
+                state = state_of[p] = {n: self._init_slot(xp, n, p.value)
+                                       for n in self._slot_names()}
+            inplace = is_writeable_array(p.value)
+            if wd and p.weight_decay:
+                if self._decoupled_weight_decay:
+                    if inplace:
+                        p.value *= 1.0 - lr * wd
+                    else:
+                        p.value = p.value * (1.0 - lr * wd)
+                else:
+                    g = g + wd * p.value
+            self._update(xp, p, g, state, lr, inplace)
+
+    def _clip(self, xp, grads):
+        if self.clipvalue is not None:
+            c = self.clipvalue
+            grads = [xp.minimum(xp.maximum(g, -c), c) for g in grads]
+        if self.clipnorm is not None:
+            c = self.clipnorm
+            total = xp.sum(grads[0] * grads[0])
+            for g in grads[1:]:
+                total = total + xp.sum(g * g)
+            # c / max(‖g‖, c) is 1 below the threshold and c/‖g‖ above, with no host sync
+            scale = c / xp.maximum(xp.sqrt(total), c)
+            grads = [g * scale for g in grads]
+        return grads
+
+    def _slot_names(self) -> tuple:
+        return ()
+
+    def _init_slot(self, xp, name, value):
+        return xp.zeros_like(value)
+
+    def _update(self, xp, p, g, state, lr, inplace):
+        raise NotImplementedError
+
+    # state --------------------------------------------------------------------------------------
+    def reset(self):
+        """Forget all per-parameter state and set ``iterations`` back to 0."""
+        self.iterations = 0
+        self._state = weakref.WeakKeyDictionary()
+
+    def state_dict(self, parameters) -> dict:
+        """Host (NumPy) copy of the state: ``{"class", "config", "iterations", "slots"}`` where
+        ``slots[i]`` holds the arrays of ``parameters[i]`` (empty before its first step)."""
+        self._check_parameters(parameters)
+        slots = []
+        for p in parameters:
+            state = self._state.get(p)
+            slots.append({} if state is None else
+                         {k: host_array(v).copy() for k, v in state.items()})
+        return {
+            "class": type(self).__name__,
+            "config": self.get_config(),
+            "iterations": self.iterations,
+            "slots": slots,
+        }
+
+    def load_state_dict(self, state, parameters):
+        """Restore ``state_dict()`` output for ``parameters`` (same order). Everything is checked
+        before anything is assigned; the arrays go to each parameter's device and dtype. The
+        hyper-parameters in ``state["config"]`` are not applied (use ``from_config`` for that)."""
+        self._check_parameters(parameters)
+        if not isinstance(state, dict):
+            raise TypeError(f"state must be a dict from state_dict(), got {type(state).__name__}")
+        missing = [k for k in ("class", "iterations", "slots") if k not in state]
+        if missing:
+            raise ValueError(f"state is missing the keys {missing}")
+        if state["class"] != type(self).__name__:
+            raise ValueError(
+                f"state is from a {state['class']!r} optimizer, this is {type(self).__name__!r}"
+            )
+        iterations = state["iterations"]
+        if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 0:
+            raise ValueError(f"state['iterations'] must be an int >= 0, got {iterations!r}")
+        slots = state["slots"]
+        if not isinstance(slots, (list, tuple)):
+            raise TypeError(f"state['slots'] must be a list, got {type(slots).__name__}")
+        if len(slots) != len(parameters):
+            raise ValueError(
+                f"state['slots'] must have one entry per parameter ({len(parameters)}), "
+                f"got {len(slots)}"
+            )
+        names = set(self._slot_names())
+        new_state = weakref.WeakKeyDictionary()
+        for i, (p, entry) in enumerate(zip(parameters, slots)):
+            if not isinstance(entry, dict) or (entry and set(entry) != names):
+                raise ValueError(
+                    f"state['slots'][{i}] must be {{}} or have the keys {sorted(names)}, got "
+                    f"{sorted(entry) if isinstance(entry, dict) else type(entry).__name__}"
+                )
+            if not entry:
+                continue
+            backend = backend_of(p.value)
+            dtype = backend.dtype_name(p.value.dtype)
+            converted = {}
+            for k, v in entry.items():
+                if tuple(getattr(v, "shape", ())) != p.shape:
+                    raise ValueError(
+                        f"state['slots'][{i}][{k!r}] has shape {tuple(getattr(v, 'shape', ()))}, "
+                        f"expected {p.shape} (parameter {p.name!r})"
+                    )
+                # always copy: asarray may share memory with a host array (torch on the CPU,
+                # array-api-strict), and the next step updates slots in place
+                converted[k] = backend.xp.asarray(backend.asarray(v, dtype=dtype), copy=True)
+            new_state[p] = converted
+        self.iterations = iterations
+        self._state = new_state
+
+    def to(self, backend):
+        """Move every state array to ``backend`` (a device string or Backend)."""
+        backend = get_backend(backend)
+        for state in self._state.values():
+            for k, v in state.items():
+                state[k] = backend.asarray(v)
+        return self
+
+    # description --------------------------------------------------------------------------------
+    def get_config(self) -> dict:
+        """JSON-able constructor keyword arguments (a schedule as ``{"class", "config"}``)."""
+        lr = self._learning_rate
+        cfg = {"learning_rate": lr if isinstance(lr, float) else schedules.serialize(lr)}
+        cfg.update(self._hyper_config())
+        cfg.update(weight_decay=self.weight_decay, clipnorm=self.clipnorm,
+                   clipvalue=self.clipvalue)
+        return cfg
+
+    def _hyper_config(self) -> dict:
+        return {}
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items()
+                         if v is not None and not (k == "weight_decay" and v == 0.0))
+        return f"{type(self).__name__}({args})"
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent, optionally with (Nesterov) momentum, as ``torch.optim.SGD``.
+
+    ``b ← μ b + g``;  ``θ ← θ − η b``, or with ``nesterov=True`` ``θ ← θ − η (g + μ b)``.
+    With ``momentum=0`` it is the course's ``θ ← θ − η g`` and keeps no state.
+    """
+
+    def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, weight_decay=0.0, *,
+                 clipnorm=None, clipvalue=None):
+        super().__init__(learning_rate, weight_decay=weight_decay, clipnorm=clipnorm,
+                         clipvalue=clipvalue)
+        self.momentum = _unit_interval(momentum, "momentum")
+        if not isinstance(nesterov, bool):
+            raise TypeError(f"nesterov must be True or False, got {nesterov!r}")
+        if nesterov and self.momentum == 0.0:
+            raise ValueError("nesterov=True needs momentum > 0, got momentum=0")
+        self.nesterov = nesterov
+
+    def _slot_names(self):
+        return ("momentum_buffer",) if self.momentum else ()
+
+    def _update(self, xp, p, g, state, lr, inplace):
+        mu = self.momentum
+        if mu:
+            buf = state["momentum_buffer"] = _decay_add(inplace, state["momentum_buffer"], mu, g)
+            g = g + mu * buf if self.nesterov else buf
+        _descend(inplace, p, lr, g)
+
+    def _hyper_config(self):
+        return {"momentum": self.momentum, "nesterov": self.nesterov}
+
+
+class AdaGrad(Optimizer):
+    """AdaGrad (Duchi et al. 2011), as ``torch.optim.Adagrad``: per-element rates shrinking with
+    the sum of squared gradients. ``s ← s + g²``;  ``θ ← θ − η g / (√s + ε)``; ``s`` starts at
+    ``initial_accumulator``."""
+
+    def __init__(self, learning_rate=0.01, initial_accumulator=0.0, eps=1e-10, *,
+                 weight_decay=0.0, clipnorm=None, clipvalue=None):
+        super().__init__(learning_rate, weight_decay=weight_decay, clipnorm=clipnorm,
+                         clipvalue=clipvalue)
+        self.initial_accumulator = _non_negative(initial_accumulator, "initial_accumulator")
+        self.eps = _positive(eps, "eps")
+
+    def _slot_names(self):
+        return ("sum",)
+
+    def _init_slot(self, xp, name, value):
+        return xp.full_like(value, self.initial_accumulator)
+
+    def _update(self, xp, p, g, state, lr, inplace):
+        s = state["sum"]
+        if inplace:
+            s += g * g
+        else:
+            s = state["sum"] = s + g * g
+        _descend(inplace, p, lr, g / (xp.sqrt(s) + self.eps))
+
+    def _hyper_config(self):
+        return {"initial_accumulator": self.initial_accumulator, "eps": self.eps}
+
+
+class RMSprop(Optimizer):
+    """RMSprop (Hinton's lecture 6e), as ``torch.optim.RMSprop`` (not centred).
+
+    ``v ← ρ v + (1 − ρ) g²``;  ``u = g / (√v + ε)``;  ``θ ← θ − η u``; with ``momentum=μ``:
+    ``b ← μ b + u``;  ``θ ← θ − η b``.
+    """
+
+    def __init__(self, learning_rate=0.001, rho=0.9, eps=1e-8, momentum=0.0, *,
+                 weight_decay=0.0, clipnorm=None, clipvalue=None):
+        super().__init__(learning_rate, weight_decay=weight_decay, clipnorm=clipnorm,
+                         clipvalue=clipvalue)
+        self.rho = _unit_interval(rho, "rho")
+        self.eps = _positive(eps, "eps")
+        self.momentum = _unit_interval(momentum, "momentum")
+
+    def _slot_names(self):
+        return ("square_avg", "momentum_buffer") if self.momentum else ("square_avg",)
+
+    def _update(self, xp, p, g, state, lr, inplace):
+        v = state["square_avg"] = _lerp(inplace, state["square_avg"], self.rho, g * g)
+        u = g / (xp.sqrt(v) + self.eps)
+        if self.momentum:
+            u = state["momentum_buffer"] = _decay_add(inplace, state["momentum_buffer"],
+                                                      self.momentum, u)
+        _descend(inplace, p, lr, u)
+
+    def _hyper_config(self):
+        return {"rho": self.rho, "eps": self.eps, "momentum": self.momentum}
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba 2015) with bias correction, as ``torch.optim.Adam``.
+
+    ``m ← β₁ m + (1 − β₁) g``;  ``v ← β₂ v + (1 − β₂) g²``;
+    ``θ ← θ − η/(1 − β₁ᵗ) · m / (√v / √(1 − β₂ᵗ) + ε)``. ``weight_decay=λ`` adds ``λ θ`` to ``g``
+    (L2 regularisation; for decoupled decay use ``AdamW``).
+    """
+
+    def __init__(self, learning_rate=0.001, beta1=0.9, beta2=0.999, eps=1e-8, *,
+                 weight_decay=0.0, clipnorm=None, clipvalue=None):
+        super().__init__(learning_rate, weight_decay=weight_decay, clipnorm=clipnorm,
+                         clipvalue=clipvalue)
+        self.beta1 = _unit_interval(beta1, "beta1")
+        self.beta2 = _unit_interval(beta2, "beta2")
+        self.eps = _positive(eps, "eps")
+
+    def _slot_names(self):
+        return ("m", "v")
+
+    def _update(self, xp, p, g, state, lr, inplace):
+        b1, b2, t = self.beta1, self.beta2, self.iterations
+        m = state["m"] = _lerp(inplace, state["m"], b1, g)
+        v = state["v"] = _lerp(inplace, state["v"], b2, g * g)
+        inv_sqrt_bc2 = 1.0 / math.sqrt(1.0 - b2**t)
+        denom = xp.sqrt(v) * inv_sqrt_bc2 + self.eps
+        _descend(inplace, p, lr / (1.0 - b1**t), m / denom)
+
+    def _hyper_config(self):
+        return {"beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter 2019), as ``torch.optim.AdamW``:
+    ``θ ← θ (1 − η λ)``, then the Adam step on the undecayed gradient ``g``."""
+
+    _decoupled_weight_decay = True
+
+    def __init__(self, learning_rate=0.001, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.01,
+                 *, clipnorm=None, clipvalue=None):
+        super().__init__(learning_rate, beta1, beta2, eps, weight_decay=weight_decay,
+                         clipnorm=clipnorm, clipvalue=clipvalue)
+
+
+_REGISTRY = {"sgd": SGD, "adagrad": AdaGrad, "rmsprop": RMSprop, "adam": Adam, "adamw": AdamW}
+_CLASSES = {cls.__name__: cls for cls in _REGISTRY.values()}
+
+
+def get(spec) -> Optimizer:
+    """An optimizer from an instance, a name (``"sgd"``, ``"adam"``, ``"adamw"``, ``"rmsprop"``,
+    ``"adagrad"``, any case; default hyper-parameters) or a ``{"class", "config"}`` dict."""
+    if isinstance(spec, Optimizer):
+        return spec
+    if isinstance(spec, dict):
+        return from_config(spec)
+    if isinstance(spec, str):
+        cls = _REGISTRY.get(spec.lower())
+        if cls is None:
+            raise ValueError(f"unknown optimizer {spec!r}; expected one of {', '.join(_REGISTRY)}")
+        return cls()
+    raise TypeError(
+        f"optimizer must be an Optimizer, a name such as 'adam', or a config dict, got "
+        f"{type(spec).__name__}"
+    )
+
+
+def from_config(d) -> Optimizer:
+    """Rebuild an optimizer from ``{"class": name, "config": kwargs}`` (``state_dict()`` output
+    works too; its state is not loaded)."""
+    if not isinstance(d, dict):
+        raise TypeError(f"an optimizer config must be a dict, got {type(d).__name__}")
+    if not isinstance(d.get("class"), str):
+        raise ValueError(f"an optimizer config needs a 'class' name, got {d!r}")
+    cls = _CLASSES.get(d["class"])
+    if cls is None:
+        raise ValueError(
+            f"unknown optimizer class {d['class']!r}; known: {', '.join(sorted(_CLASSES))}"
+        )
+    kwargs = dict(d.get("config", {}))
+    lr = kwargs.get("learning_rate")
+    if isinstance(lr, dict):
+        kwargs["learning_rate"] = schedules.from_config(lr)
+    return cls(**kwargs)
