@@ -273,3 +273,12 @@ def test_weight_snapshots_are_independent(backend):
     model.set_weights(snap)
     model[0].weight.value += 1.0  # in place where the backend allows: must not reach the snapshot
     np.testing.assert_array_equal(to_np(snap["0.weight"]), saved)
+
+
+def test_load_state_dict_never_shares_memory_with_the_callers_arrays(backend):
+    model = Sequential(Dense(2, 2), device=backend, dtype="float64", seed=0)
+    state = model.state_dict()
+    saved = state["0.weight"].copy()
+    model.load_state_dict(state)
+    model[0].weight.value += 1.0  # in place where the backend allows
+    np.testing.assert_array_equal(state["0.weight"], saved)

@@ -125,8 +125,9 @@ class Sequential:
         converted = {}
         for k, v in state.items():
             arr = self.backend.asarray(v, dtype=self.dtype_name if k in params else None)
-            # never alias the caller's array: in-place optimizer updates would change it
-            converted[k] = self.xp.asarray(arr, copy=True) if arr is v else arr
+            # never alias the caller's array (asarray may share memory with host data on some
+            # backends): in-place optimizer updates would change it
+            converted[k] = self.xp.asarray(arr, copy=True)
         for k, p in params.items():
             p.value = converted[k]
         for k in buffers:
