@@ -192,6 +192,19 @@ class ModelCheckpoint(Callback):
     def on_train_begin(self, logs=None):
         self.best = math.inf if self.mode == "min" else -math.inf
         self.saved = []
+        # a path naming a key that fit never logs would fail after the first epoch's training
+        params = self.params
+        keys = ["loss", *params.get("metrics", [])]
+        if params.get("do_validation"):
+            keys += [f"val_{k}" for k in keys]
+        sample = dict.fromkeys([*keys, "lr", "time"], 0.0)
+        try:
+            self.path.format(epoch=1, **sample)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(
+                f"ModelCheckpoint path {self.path!r} cannot be filled in ({type(exc).__name__}: "
+                f"{exc}); it may use {{epoch}} and the logged keys {sorted(sample)}"
+            ) from None
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}

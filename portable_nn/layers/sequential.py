@@ -8,6 +8,26 @@ from .base import Layer, layer_from_config
 _DTYPES = ("float32", "float64")
 
 
+def _check_chain(layers):
+    """Raise if a layer expects a feature count that the layer before it does not produce (found
+    here, naming both layers, rather than as a shape error at the first forward pass)."""
+    width = None
+    for i, layer in enumerate(layers):
+        expects = getattr(layer, "in_features", getattr(layer, "features", None))
+        if isinstance(expects, int) and not isinstance(expects, bool):
+            if width is not None and expects != width:
+                raise ValueError(
+                    f"layer {i} ({type(layer).__name__}) expects {expects} input features, but "
+                    f"layer {i - 1} ({type(layers[i - 1]).__name__}) outputs {width}"
+                )
+            width = expects
+        if type(layer).output_shape is Layer.output_shape and \
+                not type(layer).__module__.startswith("portable_nn."):
+            width = None  # a user's layer that does not declare its output shape: unknown
+        elif width is not None:
+            width = layer.output_shape((None, width))[-1]
+
+
 class Sequential:
     """A model: ``Sequential(Dense(2, 3), Sigmoid(), Dense(3, 1), device="cpu", dtype="float32",
     seed=0)``.
@@ -30,6 +50,7 @@ class Sequential:
             raise ValueError(f"dtype must be one of {_DTYPES}, got {dtype!r}")
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
             raise TypeError(f"seed must be an int or None, got {seed!r}")
+        _check_chain(layers)
         backend = get_backend(device)
         rng = host_rng(seed)
         for layer in layers:
@@ -123,8 +144,12 @@ class Sequential:
             if tuple(state[k].shape) != shape:
                 raise ValueError(f"state[{k!r}] has shape {tuple(state[k].shape)}, expected {shape}")
         converted = {}
+        xp = self.xp
         for k, v in state.items():
             arr = self.backend.asarray(v, dtype=self.dtype_name if k in params else None)
+            if k not in params and xp.isdtype(arr.dtype, "real floating") and arr.dtype != self.dtype:
+                # a float64 running statistic in a float32 model would promote every output
+                arr = xp.astype(arr, self.dtype)
             # never alias the caller's array (asarray may share memory with host data on some
             # backends): in-place optimizer updates would change it
             converted[k] = self.xp.asarray(arr, copy=True)
