@@ -194,9 +194,12 @@ def _resolve_callbacks(callbacks, verbose):
         cbs.insert(0, TerminateOnNaN())
     if verbose not in ("auto", 0, 1, 2):
         raise ValueError(f"verbose must be 'auto', 0, 1 or 2, got {verbose!r}")
-    if verbose == 1:
+    tty = getattr(sys.stdout, "isatty", lambda: False)()
+    # a bar redrawn with carriage returns only makes sense on a terminal; in a log file
+    # verbose=2 falls back to one line per epoch
+    if verbose == 1 or (verbose == 2 and not tty):
         cbs.append(ProgressBar("epoch"))
-    elif verbose == 2 or (verbose == "auto" and getattr(sys.stdout, "isatty", lambda: False)()):
+    elif tty and verbose in (2, "auto"):
         cbs.append(ProgressBar("bar"))
     return cbs
 
@@ -445,7 +448,8 @@ def fit(model, X, y, *, loss=None, optimizer=None, epochs=1, batch_size=32, shuf
     ``validation_data=(X_val, y_val)`` instead. ``metrics``: names ('accuracy', 'mse', 'mae',
     'r2') or ``fn(y_true, y_pred) -> 0-d array``. ``callbacks``: `Callback` instances; a
     `TerminateOnNaN` is added unless one is given. ``verbose``: 0 silent, 1 a line per epoch, 2
-    a progress bar, "auto" a bar when stdout is a terminal. ``seed`` fixes the shuffling.
+    a progress bar on a terminal (a line per epoch elsewhere), "auto" a bar on a terminal and
+    silent elsewhere. ``seed`` fixes the shuffling.
 
     Sets ``model.optimizer``, ``model.history`` and ``model.stop_training``. Every check runs
     before training starts: a call that raises leaves the model unchanged.
@@ -612,6 +616,8 @@ def random_restarts(build, X, y, *, seeds, **fit_kwargs):
     split or validation data is required. ``results``: one dict per seed, in order, with "seed",
     "val_loss" and "history".
     """
+    from . import optimizers
+
     if not callable(build):
         raise TypeError(f"build must be a callable seed -> model, got {type(build).__name__}")
     seeds = list(seeds) if not isinstance(seeds, (str, bytes)) else None
@@ -631,6 +637,12 @@ def random_restarts(build, X, y, *, seeds, **fit_kwargs):
     for seed in seeds:
         model = build(int(seed))
         kwargs = {"seed": int(seed), **fit_kwargs}
+        if isinstance(kwargs.get("optimizer"), optimizers.Optimizer):
+            # a fresh copy per restart: a shared one would carry Adam's step count, moments and
+            # schedule position from one run into the next
+            opt = kwargs["optimizer"]
+            kwargs["optimizer"] = optimizers.from_config(
+                {"class": type(opt).__name__, "config": opt.get_config()})
         history = fit(model, X, y, **kwargs)
         val_loss = evaluate(model, vdata[0], vdata[1], metrics=[],
                             batch_size=kwargs.get("batch_size", 32))["loss"]

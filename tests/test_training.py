@@ -235,10 +235,13 @@ def test_verbose_modes(capsys, monkeypatch):
     classifier().fit(X, y, verbose=1, metrics=["accuracy"], **kw)
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 2 and lines[0].startswith("epoch 1/2") and "accuracy" in lines[1]
+    classifier().fit(X, y, verbose=2, **kw)           # not a terminal: no \r-redrawn bar
+    out = capsys.readouterr().out
+    assert "\r" not in out and len(out.strip().splitlines()) == 2 and "epoch 2/2" in out
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True, raising=False)
     classifier().fit(X, y, verbose=2, **kw)
     out = capsys.readouterr().out
     assert "epoch 2/2" in out and "sample/s" in out
-    monkeypatch.setattr(sys.stdout, "isatty", lambda: True, raising=False)
     classifier().fit(X, y, verbose="auto", **kw)
     assert "sample/s" in capsys.readouterr().out
 
@@ -372,3 +375,19 @@ def test_evaluate_and_predict_reject_bad_input(backend):
         with pytest.raises(exc, match=message):
             call()
     assert_unchanged(model, before)
+
+
+def test_random_restarts_give_each_run_a_fresh_optimizer():
+    """A shared Adam would carry its step count and moments into later restarts: the run for a
+    seed must not depend on which seeds ran before it."""
+    X, y = blobs(60)
+
+    def build(seed):
+        return pnn.Sequential(Dense(2, 2), dtype="float64", seed=seed)
+
+    opt = pnn.optimizers.Adam(learning_rate=0.05)
+    kw = {"loss": "cross_entropy", "epochs": 3, "validation_split": 0.25, "verbose": 0}
+    _, alone = training.random_restarts(build, X, y, seeds=[1], optimizer=opt, **kw)
+    _, after = training.random_restarts(build, X, y, seeds=[0, 1], optimizer=opt, **kw)
+    assert after[1]["val_loss"] == alone[0]["val_loss"]
+    assert opt.iterations == 0  # the caller's optimizer is left as it was
