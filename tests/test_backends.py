@@ -194,8 +194,16 @@ def test_mixing_two_devices_is_detected_with_a_clear_error():
     with pytest.raises(ValueError, match="cannot be"):
         backends.check_array(cpu, x1, "x")
     # and a NumPy array handed to a strict model is refused too
-    with pytest.raises(ValueError, match="numpy array"):
+    with pytest.raises(ValueError, match="array on 'cpu', but the model lives on 'array_api_strict'"):
         model.forward(np.ones((4, 3), dtype=np.float32))
+
+
+def test_a_scalar_where_an_array_belongs_is_a_typeerror():
+    model = pnn.Sequential(pnn.layers.Dense(3, 1), device="cpu", seed=0)
+    model.forward(np.ones((2, 3), dtype=np.float32), training=True)
+    for bad in (np.float64(1.0), 1.0, [[1.0], [1.0]]):
+        with pytest.raises(TypeError, match=r"grad must be an array of the model's backend 'cpu'"):
+            model.backward(bad)
 
 
 def test_device_report_runs_as_a_module_and_marks_cuda():

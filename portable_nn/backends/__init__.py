@@ -268,14 +268,20 @@ def check_array(backend: Backend, x, argname: str = "x"):
     """Raise a clear error unless ``x`` is an array of ``backend`` (right library, right device)."""
     if backend.owns(x):
         return x
-    where = type(x).__module__.split(".")[0]
-    dev = getattr(x, "device", None)
+    try:
+        other = backend_of(x) if hasattr(x, "shape") else None
+    except TypeError:
+        other = None
+    if other is None or other == backend:  # a scalar, a list, a NumPy scalar: not an array at all
+        kind = f"{type(x).__module__}.{type(x).__name__}"
+        raise TypeError(
+            f"{argname} must be an array of the model's backend {backend.device_string!r}, got "
+            f"{kind}; convert host data with model.backend.asarray({argname})"
+        )
     raise ValueError(
-        f"{argname} is a {where} array"
-        + (f" on device {dev}" if dev is not None else "")
-        + f", but the model lives on {backend.device_string!r}. Arrays of two devices cannot be "
-        f"mixed in one call: convert with backend.asarray({argname}) or move the model with "
-        f"model.to(...)"
+        f"{argname} is an array on {other.device_string!r}, but the model lives on "
+        f"{backend.device_string!r}. Arrays of two devices cannot be mixed in one call: convert "
+        f"with model.backend.asarray({argname}) or move the model with model.to(...)"
     )
 
 
