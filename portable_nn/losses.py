@@ -9,9 +9,9 @@ loop validates the whole data set once and calls ``_forward``, which skips the p
 
 from __future__ import annotations
 
-from array_api_compat import array_namespace
 from array_api_compat import device as device_of
 
+from .backends.ops import namespace_of, ops_for
 from .layers.activations import log_softmax, sigmoid, softplus
 
 __all__ = ["BinaryCrossEntropy", "CrossEntropy", "L2", "Loss", "MSE", "get"]
@@ -30,7 +30,7 @@ class Loss:
         return self.forward(pred, target)
 
     def forward(self, pred, target):
-        xp = array_namespace(pred, target)
+        xp = namespace_of(pred, target)
         self.validate(xp, pred, target)
         return self._forward(xp, pred, target)
 
@@ -75,7 +75,7 @@ class L2(Loss):
     def _forward(self, xp, pred, target):
         diff = pred - target
         self._cache = (diff, self._scale(pred.shape[0]))
-        return (0.5 * self._cache[1]) * xp.sum(diff * diff)
+        return (0.5 * self._cache[1]) * ops_for(xp).sum_of_squares(diff)
 
     def _backward(self):
         diff, scale = self._cache
@@ -90,7 +90,7 @@ class MSE(Loss):
         diff = pred - target
         n = pred.shape[0] * pred.shape[1]
         self._cache = (diff, self._scale(n))
-        return self._cache[1] * xp.sum(diff * diff)
+        return self._cache[1] * ops_for(xp).sum_of_squares(diff)
 
     def _backward(self):
         diff, scale = self._cache
@@ -182,8 +182,15 @@ class CrossEntropy(Loss):
 
     def _forward(self, xp, pred, target):
         n, k = pred.shape
-        t = self.one_hot(xp, target, k, pred.dtype) if target.ndim == 1 else target
         scale = self._scale(n)
+        if self.from_logits and target.ndim == 1:
+            # the common case (logits, class labels) goes through the backend's ops, which may
+            # have a fast path; the formula is the same as below
+            ops = ops_for(xp)
+            value, state = ops.softmax_cross_entropy(pred, target, scale)
+            self._cache = (ops, state)
+            return value
+        t = self.one_hot(xp, target, k, pred.dtype) if target.ndim == 1 else target
         if self.from_logits:
             logp = log_softmax(xp, pred)
             self._cache = (xp, logp, t, scale)
@@ -193,6 +200,9 @@ class CrossEntropy(Loss):
         return -scale * xp.sum(t * xp.log(p))
 
     def _backward(self):
+        if len(self._cache) == 2:  # (ops, state) from the fused path of _forward
+            ops, state = self._cache
+            return ops.softmax_cross_entropy_backward(state)
         xp, a, t, scale = self._cache
         if self.from_logits:
             return (xp.exp(a) - t) * scale

@@ -8,7 +8,11 @@ synchronisation) lives in a subclass here.
 
 from __future__ import annotations
 
+from functools import cached_property
+
 import numpy as np
+
+from .ops import ops_for
 
 _DTYPES = ("float32", "float64")
 
@@ -58,6 +62,8 @@ class Backend:
     ``name`` is the library ("numpy", "cupy", "array_api_strict", "torch"), ``device`` the native
     device object, ``device_string`` the canonical string that ``get_backend`` accepts to build this
     same backend again. Two backends are equal when they are the same library on the same device.
+    ``ops`` holds the hot-path operations that layers use (`backends.ops.Ops`, or the library's
+    fast paths).
     """
 
     name = "base"
@@ -66,6 +72,11 @@ class Backend:
         self.xp = xp
         self.device = device
         self.device_string = device_string
+
+    @cached_property
+    def ops(self):
+        """Hot-path operations for this backend's arrays (`backends.ops`), looked up once."""
+        return ops_for(self.xp)
 
     # identity ---------------------------------------------------------------------------------
     def __eq__(self, other):

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import array_api_compat.numpy as xp_numpy
 import numpy as np
 
 from .base import Backend, DeviceRNG
+from .ops import Ops
 
 
 class NumpyRNG(DeviceRNG):
@@ -21,6 +24,62 @@ class NumpyRNG(DeviceRNG):
 
     def bernoulli(self, shape, p, dtype="float32"):
         return (self._gen.random(size=shape, dtype=np.dtype(dtype)) < p).astype(dtype)
+
+
+class NumpyOps(Ops):
+    """NumPy fast paths for the generic `Ops` (same results, tested against them)."""
+
+    def relu_backward(self, g, y):
+        # Multiplying by the boolean mask is vectorised; np.where branches per element and is
+        # about ten times slower when half the units are off.
+        return np.multiply(g, y > 0)
+
+    # np.sum is np.add.reduce behind two Python wrappers (~2 µs a call, a tenth of a tiny step)
+    def bias_grad(self, g):
+        return np.add.reduce(g, axis=0)
+
+    def sum_of_squares(self, d):
+        return np.add.reduce(np.multiply(d, d), axis=None)
+
+    def softmax_cross_entropy(self, z, labels, scale):
+        # Picks z[i, t_i] by index instead of building a one-hot matrix, works in one buffer,
+        # and keeps the probabilities so that backward is one multiply and a scatter.
+        e = z - np.maximum.reduce(z, axis=1, keepdims=True)
+        rows = np.arange(z.shape[0])
+        picked = e[rows, labels]
+        np.exp(e, out=e)
+        s = np.add.reduce(e, axis=1, keepdims=True)
+        value = (np.add.reduce(np.log(s), axis=None) - np.add.reduce(picked)) * scale
+        e /= s
+        return value, (e, rows, labels, scale)
+
+    def softmax_cross_entropy_backward(self, state):
+        p, rows, labels, scale = state
+        g = p * scale
+        g[rows, labels] -= scale
+        return g
+
+    def adam_update(self, value, g, m, v, *, lr, beta1, beta2, eps, t):
+        if not (value.flags.writeable and m.flags.writeable and v.flags.writeable):
+            return super().adam_update(value, g, m, v, lr=lr, beta1=beta1, beta2=beta2, eps=eps,
+                                       t=t)
+        # Twelve in-place passes and one temporary instead of thirteen passes and eight
+        # temporaries: β m + (1 − β) g is computed as (m − g) β + g, and the bias corrections
+        # are folded into two scalars: lr/bc1 · m / (√v/√bc2 + ε) = c · m / (√v + ε √bc2).
+        sqrt_bc2 = math.sqrt(1.0 - beta2**t)
+        tmp = np.multiply(g, g)
+        m -= g
+        m *= beta1
+        m += g
+        v -= tmp
+        v *= beta2
+        v += tmp
+        np.sqrt(v, out=tmp)
+        tmp += eps * sqrt_bc2
+        np.divide(m, tmp, out=tmp)
+        tmp *= -lr * sqrt_bc2 / (1.0 - beta1**t)
+        value += tmp
+        return value, m, v
 
 
 class NumpyBackend(Backend):

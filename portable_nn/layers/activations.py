@@ -98,13 +98,13 @@ class ReLU(_Elementwise):
     """``y = max(x, 0)``;  ``dy/dx = 1 if x > 0 else 0`` (0 at the kink)."""
 
     def forward(self, x, training=False):
-        y = self.xp.maximum(x, 0.0)
+        y = self.backend.ops.relu(x)
         self._cache = y
         return y
 
     def backward(self, grad_out, need_input_grad=True):
         self._check_backward(grad_out)
-        return self.xp.where(self._cache > 0, grad_out, 0.0)
+        return self.backend.ops.relu_backward(grad_out, self._cache)
 
 
 class LeakyReLU(_Elementwise):

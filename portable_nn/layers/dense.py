@@ -64,13 +64,12 @@ class Dense(Layer):
                 f"Dense.backward expects grad_out of shape {(x.shape[0], self.out_features)}, "
                 f"got {tuple(grad_out.shape)}"
             )
-        xp = self.xp
         w = self.weight
         w.grad = x.T @ grad_out
         if w.regularizer is not None:
             w.grad += w.regularizer.gradient(w.value)
         if self.use_bias:
-            self.bias.grad = xp.sum(grad_out, axis=0)
+            self.bias.grad = self.backend.ops.bias_grad(grad_out)
         return grad_out @ w.value.T if need_input_grad else None
 
     def output_shape(self, input_shape):

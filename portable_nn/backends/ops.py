@@ -1,0 +1,115 @@
+"""Hot-path operations, chosen per array namespace: generic Array API code, or a backend's fast path.
+
+`Ops` is written in the standard only; it is the reference that every fast path is tested against
+(``tests/test_fast_paths.py``). A backend overrides a method only where its library can do the same
+math measurably faster (see ``NumpyOps`` in ``numpy_backend.py``). Layers reach their ops through
+``self.backend.ops``; losses, which only see arrays, through ``ops_for(xp)``.
+"""
+
+from __future__ import annotations
+
+import math
+
+from array_api_compat import array_namespace, is_writeable_array
+from array_api_compat import device as device_of
+
+__all__ = ["Ops", "namespace_of", "ops_for"]
+
+
+class Ops:
+    """Generic implementations, in ``xp`` only. Each method returns new arrays and never writes
+    into its arguments, except the optimizer updates (``adam_update``), which update the
+    parameter and its state in place where the arrays allow it, as the optimizers do."""
+
+    def __init__(self, xp):
+        self.xp = xp
+
+    def __repr__(self):
+        return f"{type(self).__name__}({getattr(self.xp, '__name__', self.xp)!r})"
+
+    def relu(self, x):
+        """``max(x, 0)``."""
+        return self.xp.maximum(x, 0.0)
+
+    def relu_backward(self, g, y):
+        """``g ⊙ [y > 0]`` for ``y = relu(x)``: the slope is 1 exactly where the output is positive."""
+        return self.xp.where(y > 0, g, 0.0)
+
+    def bias_grad(self, g):
+        """``Σ_i g_i``: the gradient of a bias added to every row of a batch."""
+        return self.xp.sum(g, axis=0)
+
+    def sum_of_squares(self, d):
+        """``Σ d²`` over every element (a 0-d array)."""
+        return self.xp.sum(d * d)
+
+    def softmax_cross_entropy(self, z, labels, scale):
+        """Cross-entropy of ``softmax(z)`` against integer ``labels``, times ``scale``:
+        ``scale · Σ_i (logsumexp(z_i) − z_{i, t_i})``. Returns ``(value, state)`` where ``state``
+        is what ``softmax_cross_entropy_backward`` needs. ``labels`` must be valid class indices."""
+        xp = self.xp
+        shifted = z - xp.max(z, axis=-1, keepdims=True)
+        logp = shifted - xp.log(xp.sum(xp.exp(shifted), axis=-1, keepdims=True))
+        classes = xp.arange(z.shape[-1], device=device_of(labels))
+        onehot = xp.astype(labels[:, None] == classes[None, :], z.dtype)
+        return -scale * xp.sum(onehot * logp), (logp, onehot, scale)
+
+    def softmax_cross_entropy_backward(self, state):
+        """``scale · (softmax(z) − onehot(t))``, the lecture's ``ŷ − t``."""
+        logp, onehot, scale = state
+        return (self.xp.exp(logp) - onehot) * scale
+
+    def adam_update(self, value, g, m, v, *, lr, beta1, beta2, eps, t):
+        """Adam's step number ``t`` (from 1), as ``torch.optim.Adam``:
+        ``m ← β₁ m + (1 − β₁) g``;  ``v ← β₂ v + (1 − β₂) g²``;
+        ``θ ← θ − lr/(1 − β₁ᵗ) · m / (√v / √(1 − β₂ᵗ) + ε)``.
+        Returns ``(θ, m, v)``: the same arrays updated in place where they are writeable, new
+        arrays otherwise. ``g`` is left unchanged."""
+        xp = self.xp
+        if is_writeable_array(value) and is_writeable_array(m) and is_writeable_array(v):
+            m *= beta1
+            m += (1.0 - beta1) * g
+            v *= beta2
+            v += (1.0 - beta2) * (g * g)
+        else:
+            m = beta1 * m + (1.0 - beta1) * g
+            v = beta2 * v + (1.0 - beta2) * (g * g)
+        denom = xp.sqrt(v) * (1.0 / math.sqrt(1.0 - beta2**t)) + eps
+        step = (lr / (1.0 - beta1**t)) * (m / denom)
+        if is_writeable_array(value):
+            value -= step
+        else:
+            value = value - step
+        return value, m, v
+
+
+_BY_NAMESPACE: dict = {}
+
+
+def ops_for(xp) -> Ops:
+    """The ops for an array namespace: the backend's fast ones where it has them, else `Ops`."""
+    ops = _BY_NAMESPACE.get(xp)
+    if ops is None:
+        ops = _BY_NAMESPACE[xp] = _make(xp)
+    return ops
+
+
+def _make(xp):
+    if getattr(xp, "__name__", "") == "array_api_compat.numpy":
+        from .numpy_backend import NumpyOps
+
+        return NumpyOps(xp)
+    return Ops(xp)
+
+
+_NS_BY_TYPES: dict = {}
+
+
+def namespace_of(*arrays):
+    """``array_namespace(*arrays)``, remembered per tuple of array types (the namespace depends
+    only on them). Saves the few microseconds that the full lookup costs on every call."""
+    key = tuple(map(type, arrays))
+    xp = _NS_BY_TYPES.get(key)
+    if xp is None:
+        xp = _NS_BY_TYPES[key] = array_namespace(*arrays)
+    return xp

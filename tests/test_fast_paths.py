@@ -1,0 +1,291 @@
+"""Backend fast paths (``backends.ops``) against the generic Array API code they replace, the
+generic code against hand-written formulas on every backend, and the benchmark's hand-written
+reference against portable_nn (so the benchmark compares the same math)."""
+
+from __future__ import annotations
+
+import math
+
+import array_api_compat
+import numpy as np
+import pytest
+
+import portable_nn as pnn
+from portable_nn.backends import get_backend
+from portable_nn.backends.numpy_backend import NumpyOps
+from portable_nn.backends.ops import Ops, namespace_of, ops_for
+from tests.conftest import to_np
+
+TOL = {"float32": {"rtol": 2e-6, "atol": 1e-7}, "float64": {"rtol": 1e-12, "atol": 1e-14}}
+DTYPES = ["float32", "float64"]
+
+
+def _numpy_pair():
+    """The NumPy backend's ops and the generic ops on the same namespace."""
+    backend = get_backend("cpu")
+    return backend, backend.ops, Ops(backend.xp)
+
+
+def _relu_inputs(rng, dtype, shape=(7, 5)):
+    x = rng.normal(size=shape)
+    x[0, :3] = 0.0  # exact zeros: the kink, where both versions must give slope 0
+    return x.astype(dtype)
+
+
+# -- which ops a backend gets --------------------------------------------------------------------
+def test_numpy_gets_its_fast_ops_and_others_the_generic_ones(backend):
+    ops = backend.ops
+    assert ops is ops_for(backend.xp) and ops is get_backend(backend.device_string).ops
+    if backend.name == "numpy":
+        assert type(ops) is NumpyOps
+    else:
+        assert type(ops) is Ops and ops.xp is backend.xp
+
+
+def test_namespace_of_matches_array_namespace(backend):
+    x = backend.asarray(np.ones((2, 3)), dtype="float32")
+    t = backend.asarray(np.array([0, 1]))
+    assert namespace_of(x, t) is array_api_compat.array_namespace(x, t)
+    assert namespace_of(x, t) is namespace_of(x, t)
+
+
+def test_namespace_of_still_rejects_mixed_libraries():
+    strict = get_backend("array_api_strict")
+    a, b = np.ones(2), strict.asarray(np.ones(2))
+    for _ in range(2):  # a failed lookup must not be remembered as a success
+        with pytest.raises(TypeError):
+            namespace_of(a, b)
+
+
+# -- NumPy fast paths == generic code ------------------------------------------------------------
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_relu_fast_path_matches_generic(rng, dtype):
+    _, fast, generic = _numpy_pair()
+    x = _relu_inputs(rng, dtype)
+    g = rng.normal(size=x.shape).astype(dtype)
+    x0, g0 = x.copy(), g.copy()
+    y = fast.relu(x)
+    np.testing.assert_array_equal(y, np.maximum(x, 0))
+    dx = fast.relu_backward(g, y)
+    expected = generic.relu_backward(g, y)
+    assert dx.dtype == expected.dtype == np.dtype(dtype)
+    np.testing.assert_array_equal(dx, expected)
+    np.testing.assert_array_equal(dx[0, :3], 0.0)
+    np.testing.assert_array_equal(x, x0)  # arguments are never written
+    np.testing.assert_array_equal(g, g0)
+    assert not np.shares_memory(dx, g)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_reductions_fast_path_match_generic(rng, dtype):
+    _, fast, generic = _numpy_pair()
+    g = rng.normal(size=(33, 6)).astype(dtype)
+    g0 = g.copy()
+    for name in ("bias_grad", "sum_of_squares"):
+        got, want = getattr(fast, name)(g), getattr(generic, name)(g)
+        assert np.asarray(got).dtype == np.asarray(want).dtype == np.dtype(dtype)
+        assert np.shape(got) == np.shape(want)
+        np.testing.assert_array_equal(got, want)  # the same pairwise summation underneath
+    np.testing.assert_array_equal(g, g0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("scale", [1.0 / 9, 1.0])
+def test_softmax_cross_entropy_fast_path_matches_generic(rng, dtype, scale):
+    _, fast, generic = _numpy_pair()
+    z = (rng.normal(size=(9, 4)) * 3).astype(dtype)
+    z[0] = [1e4, -1e4, 0.0, 50.0]  # extreme logits must stay finite in both
+    z[-1] = [-1e4, -2e4, -1e4 - 1.0, -3e4]  # every exp(z) underflows without the shift
+    labels = rng.integers(0, 4, size=9)
+    z0 = z.copy()
+    v_fast, s_fast = fast.softmax_cross_entropy(z, labels, scale)
+    v_gen, s_gen = generic.softmax_cross_entropy(z, labels, scale)
+    assert np.asarray(v_fast).dtype == np.asarray(v_gen).dtype == np.dtype(dtype)
+    assert math.isfinite(float(v_fast))
+    np.testing.assert_allclose(float(v_fast), float(v_gen), rtol=TOL[dtype]["rtol"] * 10)
+    g_fast = fast.softmax_cross_entropy_backward(s_fast)
+    np.testing.assert_allclose(g_fast, generic.softmax_cross_entropy_backward(s_gen), **TOL[dtype])
+    # backward twice gives the same gradient (it must not consume its state) and z is untouched
+    np.testing.assert_array_equal(fast.softmax_cross_entropy_backward(s_fast), g_fast)
+    np.testing.assert_array_equal(z, z0)
+
+
+def _adam_by_hand(theta, grads, lr, b1, b2, eps):
+    """torch.optim.Adam's published rule, step by step, in float64 NumPy."""
+    m = np.zeros_like(theta)
+    v = np.zeros_like(theta)
+    for t, g in enumerate(grads, start=1):
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        denom = np.sqrt(v) / math.sqrt(1 - b2**t) + eps
+        theta = theta - lr / (1 - b1**t) * m / denom
+    return theta, m, v
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_adam_fast_path_matches_generic_and_is_in_place(rng, dtype):
+    _, fast, generic = _numpy_pair()
+    hp = {"lr": 1e-2, "beta1": 0.9, "beta2": 0.99, "eps": 1e-8}
+    theta = rng.normal(size=(5, 4)).astype(dtype)
+    grads = [rng.normal(size=theta.shape).astype(dtype) for _ in range(4)]
+    a = [theta.copy(), np.zeros_like(theta), np.zeros_like(theta)]
+    b = [theta.copy(), np.zeros_like(theta), np.zeros_like(theta)]
+    for t, g in enumerate(grads, start=1):
+        g0 = g.copy()
+        out = fast.adam_update(a[0], g, a[1], a[2], **hp, t=t)
+        assert all(o is x for o, x in zip(out, a))  # updated in place, same arrays
+        b = list(generic.adam_update(b[0], g, b[1], b[2], **hp, t=t))
+        np.testing.assert_array_equal(g, g0)
+    for x, y in zip(a, b):
+        assert x.dtype == np.dtype(dtype)
+        np.testing.assert_allclose(x, y, rtol=TOL[dtype]["rtol"] * 20, atol=TOL[dtype]["atol"])
+
+
+def test_adam_fast_path_falls_back_for_read_only_arrays(rng):
+    fast = get_backend("cpu").ops
+    theta = rng.normal(size=(3, 2))
+    g = rng.normal(size=theta.shape)
+    m, v = np.zeros_like(theta), np.zeros_like(theta)
+    before = theta.copy()
+    theta.flags.writeable = False
+    out = fast.adam_update(theta, g, m, v, lr=0.1, beta1=0.9, beta2=0.999, eps=1e-8, t=1)
+    expected = _adam_by_hand(before, [g], 0.1, 0.9, 0.999, 1e-8)
+    for got, want in zip(out, expected):
+        np.testing.assert_allclose(got, want, rtol=1e-12)
+    assert out[0] is not theta
+    np.testing.assert_array_equal(theta, before)  # the read-only input is left as it was
+    np.testing.assert_array_equal(m, 0.0)
+
+
+# -- generic code == hand-written formulas, on every backend -------------------------------------
+def test_generic_relu_ops_on_every_backend(backend, rng):
+    ops = Ops(backend.xp)
+    xh = _relu_inputs(rng, "float64")
+    gh = rng.normal(size=xh.shape)
+    x, g = backend.asarray(xh, dtype="float64"), backend.asarray(gh, dtype="float64")
+    y = ops.relu(x)
+    np.testing.assert_array_equal(to_np(y), np.maximum(xh, 0.0))
+    np.testing.assert_array_equal(to_np(ops.relu_backward(g, y)), np.where(xh > 0, gh, 0.0))
+
+
+def test_generic_and_backend_reductions_by_hand(backend, rng):
+    gh = rng.normal(size=(9, 4))
+    g = backend.asarray(gh, dtype="float64")
+    for ops in (Ops(backend.xp), backend.ops):
+        np.testing.assert_allclose(to_np(ops.bias_grad(g)), gh.sum(axis=0), rtol=1e-12)
+        assert float(ops.sum_of_squares(g)) == pytest.approx((gh**2).sum(), rel=1e-12)
+
+
+def test_generic_and_backend_softmax_cross_entropy_by_hand(backend, rng):
+    zh = rng.normal(size=(6, 3))
+    labels = np.array([2, 0, 1, 1, 2, 0])
+    lse = np.log(np.exp(zh).sum(axis=1))
+    expected_value = (lse - zh[np.arange(6), labels]).mean()
+    soft = np.exp(zh - lse[:, None])
+    expected_grad = (soft - np.eye(3)[labels]) / 6
+    z, t = backend.asarray(zh, dtype="float64"), backend.asarray(labels)
+    for ops in (Ops(backend.xp), backend.ops):
+        value, state = ops.softmax_cross_entropy(z, t, 1.0 / 6)
+        assert float(value) == pytest.approx(expected_value, rel=1e-12)
+        np.testing.assert_allclose(to_np(ops.softmax_cross_entropy_backward(state)),
+                                   expected_grad, rtol=1e-10, atol=1e-15)
+
+
+def test_generic_and_backend_adam_by_hand(backend, rng):
+    th = rng.normal(size=(4, 3))
+    gs = [rng.normal(size=th.shape) for _ in range(3)]
+    expected = _adam_by_hand(th, gs, 1e-2, 0.9, 0.999, 1e-8)
+    for ops in (Ops(backend.xp), backend.ops):
+        theta = backend.asarray(th.copy(), dtype="float64")  # updated in place on NumPy
+        m = backend.xp.zeros_like(theta)
+        v = backend.xp.zeros_like(theta)
+        for t, g in enumerate(gs, start=1):
+            theta, m, v = ops.adam_update(theta, backend.asarray(g, dtype="float64"), m, v,
+                                          lr=1e-2, beta1=0.9, beta2=0.999, eps=1e-8, t=t)
+        for got, want in zip((theta, m, v), expected):
+            np.testing.assert_allclose(to_np(got), want, rtol=1e-12, atol=1e-15)
+
+
+# -- the layers and the loss in context -----------------------------------------------------------
+def _mlp(device, dtype="float64"):
+    L = pnn.layers
+    return pnn.Sequential(L.Dense(6, 8), L.ReLU(), L.Dense(8, 5), L.ReLU(), L.Dense(5, 3),
+                          device=device, dtype=dtype, seed=4)
+
+
+def _mlp_step_by_hand(state, x, labels):
+    """Loss and gradients of the 6-8-5-3 ReLU MLP with softmax cross-entropy, by hand (float64)."""
+    w = [state[f"{i}.weight"] for i in (0, 2, 4)]
+    b = [state[f"{i}.bias"] for i in (0, 2, 4)]
+    h1 = x @ w[0] + b[0]
+    r1 = np.maximum(h1, 0)
+    h2 = r1 @ w[1] + b[1]
+    r2 = np.maximum(h2, 0)
+    z = r2 @ w[2] + b[2]
+    n = x.shape[0]
+    lse = np.log(np.exp(z - z.max(1, keepdims=True)).sum(1)) + z.max(1)
+    loss = (lse - z[np.arange(n), labels]).mean()
+    gz = (np.exp(z - lse[:, None]) - np.eye(3)[labels]) / n
+    g2 = (gz @ w[2].T) * (h2 > 0)
+    g1 = (g2 @ w[1].T) * (h1 > 0)
+    grads = [x.T @ g1, g1.sum(0), r1.T @ g2, g2.sum(0), r2.T @ gz, gz.sum(0)]
+    return loss, grads
+
+
+def test_model_loss_and_gradients_by_hand_on_every_backend(backend, rng):
+    """The ReLU MLP with fused softmax cross-entropy (NumPy: through its fast ops; the others:
+    through the generic ones) against backprop written out by hand."""
+    xh, labels = rng.normal(size=(10, 6)), rng.integers(0, 3, size=10)
+    model, loss = _mlp(backend), pnn.losses.CrossEntropy()
+    value = loss.forward(model.forward(backend.asarray(xh, dtype="float64"), training=True),
+                         backend.asarray(labels))
+    model.backward(loss.backward())
+    expected_value, expected_grads = _mlp_step_by_hand(model.state_dict(), xh, labels)
+    assert float(value) == pytest.approx(expected_value, rel=1e-12)
+    for p, want in zip(model.parameters(), expected_grads):
+        np.testing.assert_allclose(to_np(p.grad), want, rtol=1e-10, atol=1e-13)
+
+
+def test_fast_loss_and_relu_pass_gradcheck_on_numpy(rng):
+    model = _mlp("cpu")
+    x = model.backend.asarray(rng.uniform(0.2, 1.0, size=(5, 6)) * rng.choice([-1, 1], (5, 6)),
+                              dtype="float64")
+    t = model.backend.asarray(np.array([0, 2, 1, 1, 0]))
+    result = pnn.gradcheck(model, x, target=t, loss=pnn.losses.CrossEntropy())
+    assert result.max_error < 1e-6, result
+
+
+# -- the benchmark's reference does the same math as portable_nn ---------------------------------
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+@pytest.mark.parametrize("loss", ["cross_entropy", "mse"])
+def test_benchmark_reference_takes_the_same_step_as_portable_nn(rng, optimizer, loss):
+    from benchmarks.reference import ReferenceMLP
+
+    sizes = [6, 8, 5, 3]
+    ref = ReferenceMLP(sizes, dtype="float64", seed=1, loss=loss, optimizer=optimizer, lr=0.05)
+    model = _mlp("cpu")
+    model.load_state_dict({f"{2 * i}.{name}": a for i in range(3)
+                           for name, a in (("weight", ref.params[2 * i]),
+                                           ("bias", ref.params[2 * i + 1]))})
+    lossfn = pnn.losses.CrossEntropy() if loss == "cross_entropy" else pnn.losses.MSE()
+    opt = (pnn.optimizers.SGD(0.05) if optimizer == "sgd" else pnn.optimizers.Adam(0.05))
+    for _ in range(3):
+        x = rng.normal(size=(7, 6))
+        t = rng.integers(0, 3, size=7) if loss == "cross_entropy" else rng.normal(size=(7, 3))
+        v_ref = float(ref.step(x, t))
+        v = float(lossfn.forward(model.forward(x, training=True), t))
+        model.backward(lossfn.backward(), need_input_grad=False)
+        opt.step(model.parameters())
+        assert v == pytest.approx(v_ref, rel=1e-12)
+    for p, q in zip(model.parameters(), ref.params):
+        np.testing.assert_allclose(to_np(p.value), q, rtol=1e-10, atol=1e-12)
+
+
+def test_benchmark_gemm_bound_computes_the_products():
+    from benchmarks.reference import GemmBound
+
+    bound = GemmBound([4, 3, 2], n=5, dtype="float64")
+    bound.step()
+    np.testing.assert_allclose(bound.z[0], bound.h[0] @ bound.w[0])
+    np.testing.assert_allclose(bound.dw[1], bound.h[1].T @ bound.g[1])
+    np.testing.assert_allclose(bound.gin[1], bound.g[1] @ bound.w[1].T)
