@@ -31,13 +31,14 @@ from __future__ import annotations
 import math
 import weakref
 
-from array_api_compat import array_namespace, is_writeable_array
+from array_api_compat import is_writeable_array
 
 from . import schedules
 from .backends import backend_of, get_backend, host_array
+from .backends.ops import namespace_of, ops_for
 from .parameter import Parameter
 
-__all__ = ["AdaGrad", "Adam", "AdamW", "Optimizer", "RMSprop", "SGD", "from_config", "get"]
+__all__ = ["SGD", "AdaGrad", "Adam", "AdamW", "Optimizer", "RMSprop", "from_config", "get"]
 
 
 # validation ------------------------------------------------------------------------------------
@@ -165,7 +166,7 @@ class Optimizer:
                 )
         if not params:
             return
-        xp = array_namespace(params[0].value)
+        xp = namespace_of(params[0].value)
         lr = self.current_lr()
         grads = self._clip(xp, [p.grad for p in params])
         self.iterations += 1
@@ -422,12 +423,11 @@ class Adam(Optimizer):
         return ("m", "v")
 
     def _update(self, xp, p, g, state, lr, inplace):
-        b1, b2, t = self.beta1, self.beta2, self.iterations
-        m = state["m"] = _lerp(inplace, state["m"], b1, g)
-        v = state["v"] = _lerp(inplace, state["v"], b2, g * g)
-        inv_sqrt_bc2 = 1.0 / math.sqrt(1.0 - b2**t)
-        denom = xp.sqrt(v) * inv_sqrt_bc2 + self.eps
-        _descend(inplace, p, lr / (1.0 - b1**t), m / denom)
+        # the rule is written once, in backends.ops (generic Array API, in place where the arrays
+        # allow), where a backend may substitute a fused version tested against it
+        p.value, state["m"], state["v"] = ops_for(xp).adam_update(
+            p.value, g, state["m"], state["v"], lr=lr, beta1=self.beta1, beta2=self.beta2,
+            eps=self.eps, t=self.iterations)
 
     def _hyper_config(self):
         return {"beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}
