@@ -227,6 +227,11 @@ def _check_finite(xp, a, argname):
     """Raise if a floating array has NaN/Inf, naming how many rows and the first one."""
     if not xp.isdtype(a.dtype, "real floating") or a.shape[0] == 0:
         return
+    # One reduction and no (n, d) boolean temporary: a finite sum means every element is finite.
+    # Only when it is not (NaN/Inf somewhere, or a sum that overflowed) do the exact row check.
+    with np.errstate(over="ignore", invalid="ignore"):
+        if math.isfinite(float(xp.sum(a))):
+            return
     rows = a if a.ndim == 2 else xp.reshape(a, (a.shape[0], -1))
     bad = xp.logical_not(xp.all(xp.isfinite(rows), axis=1))
     count = int(xp.sum(xp.astype(bad, xp.int64)))
