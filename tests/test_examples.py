@@ -38,20 +38,6 @@ def device(request):
     return _available(request.param)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """torch's intra-op threads fight over two busy cores; one thread is several times faster."""
-    try:
-        import torch
-    except ImportError:
-        yield
-        return
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def load(name):
     """Import ``examples/<name>.py`` under a private module name (no sys.path games)."""
     spec = importlib.util.spec_from_file_location(f"_example_{name}", EXAMPLES / f"{name}.py")
