@@ -61,7 +61,8 @@ class Schedule:
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        SCHEDULE_CLASSES[cls.__name__] = cls
+        if not cls.__name__.startswith("_"):  # shared private bases are not schedules
+            SCHEDULE_CLASSES[cls.__name__] = cls
 
     def __call__(self, step: int) -> float:
         _check_step(step)
@@ -108,46 +109,40 @@ class StepDecay(Schedule):
                 "step_size": self.step_size}
 
 
-class ExponentialDecay(Schedule):
+class _TimeDecay(Schedule):
+    """Shared by the decays of ``initial`` over ``step / decay_steps`` (floored with
+    ``staircase=True``)."""
+
+    def __init__(self, initial, decay_rate, decay_steps, staircase=False):
+        self.initial = _positive_float(initial, "initial")
+        self.decay_rate = _positive_float(decay_rate, "decay_rate")
+        self.decay_steps = _positive_int(decay_steps, "decay_steps")
+        if not isinstance(staircase, bool):
+            raise TypeError(f"staircase must be True or False, got {staircase!r}")
+        self.staircase = staircase
+
+    def _progress(self, step):
+        return step // self.decay_steps if self.staircase else step / self.decay_steps
+
+    def get_config(self):
+        return {"initial": self.initial, "decay_rate": self.decay_rate,
+                "decay_steps": self.decay_steps, "staircase": self.staircase}
+
+
+class ExponentialDecay(_TimeDecay):
     """``η(step) = initial · decay_rate^(step / decay_steps)``; with ``staircase=True`` the
     exponent is floored (a step decay)."""
 
-    def __init__(self, initial, decay_rate, decay_steps, staircase=False):
-        self.initial = _positive_float(initial, "initial")
-        self.decay_rate = _positive_float(decay_rate, "decay_rate")
-        self.decay_steps = _positive_int(decay_steps, "decay_steps")
-        if not isinstance(staircase, bool):
-            raise TypeError(f"staircase must be True or False, got {staircase!r}")
-        self.staircase = staircase
-
     def _value(self, step):
-        p = step // self.decay_steps if self.staircase else step / self.decay_steps
-        return self.initial * self.decay_rate**p
-
-    def get_config(self):
-        return {"initial": self.initial, "decay_rate": self.decay_rate,
-                "decay_steps": self.decay_steps, "staircase": self.staircase}
+        return self.initial * self.decay_rate**self._progress(step)
 
 
-class InverseTimeDecay(Schedule):
+class InverseTimeDecay(_TimeDecay):
     """``η(step) = initial / (1 + decay_rate · step / decay_steps)`` (``step / decay_steps``
     floored with ``staircase=True``)."""
 
-    def __init__(self, initial, decay_rate, decay_steps, staircase=False):
-        self.initial = _positive_float(initial, "initial")
-        self.decay_rate = _positive_float(decay_rate, "decay_rate")
-        self.decay_steps = _positive_int(decay_steps, "decay_steps")
-        if not isinstance(staircase, bool):
-            raise TypeError(f"staircase must be True or False, got {staircase!r}")
-        self.staircase = staircase
-
     def _value(self, step):
-        p = step // self.decay_steps if self.staircase else step / self.decay_steps
-        return self.initial / (1.0 + self.decay_rate * p)
-
-    def get_config(self):
-        return {"initial": self.initial, "decay_rate": self.decay_rate,
-                "decay_steps": self.decay_steps, "staircase": self.staircase}
+        return self.initial / (1.0 + self.decay_rate * self._progress(step))
 
 
 class CosineDecay(Schedule):
