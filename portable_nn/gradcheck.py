@@ -161,8 +161,8 @@ def _gradcheck(obj, x, target, loss, eps, seed, check_input, training, tol, is_l
         original = p.value
         host_p = host_array(original).astype("float64", copy=True)
 
-        def f(h, p=p):
-            p.value = backend.asarray(h, dtype=original.dtype)
+        def f(h, p=p, dtype=original.dtype):
+            p.value = backend.asarray(h, dtype=dtype)
             return value(x)
 
         try:

@@ -30,8 +30,19 @@ import math
 import numpy as np
 
 __all__ = [
-    "Constant", "GlorotNormal", "GlorotUniform", "HeNormal", "HeUniform", "Initializer",
-    "LeCunNormal", "Normal", "Ones", "Uniform", "Zeros", "get", "fans",
+    "Constant",
+    "GlorotNormal",
+    "GlorotUniform",
+    "HeNormal",
+    "HeUniform",
+    "Initializer",
+    "LeCunNormal",
+    "Normal",
+    "Ones",
+    "Uniform",
+    "Zeros",
+    "fans",
+    "get",
 ]
 
 

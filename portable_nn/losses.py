@@ -14,7 +14,7 @@ from array_api_compat import device as device_of
 from .backends.ops import namespace_of, ops_for
 from .layers.activations import log_softmax, sigmoid, softplus
 
-__all__ = ["BinaryCrossEntropy", "CrossEntropy", "L2", "Loss", "MSE", "get"]
+__all__ = ["L2", "MSE", "BinaryCrossEntropy", "CrossEntropy", "Loss", "get"]
 
 _EPS = 1e-7
 

@@ -13,7 +13,7 @@ class Parameter:
     applies to it. Parameters hash by identity, so optimizers can keep per-parameter state.
     """
 
-    __slots__ = ("value", "grad", "name", "regularizer", "weight_decay", "__weakref__")
+    __slots__ = ("__weakref__", "grad", "name", "regularizer", "value", "weight_decay")
 
     def __init__(self, value, grad=None, name="", regularizer=None, weight_decay=True):
         self.value = value

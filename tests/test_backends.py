@@ -227,7 +227,7 @@ def test_only_backends_import_array_libraries():
     import re
 
     root = pathlib.Path(pnn.__file__).parent
-    pattern = re.compile(r"^\s*(import|from)\s+(numpy|cupy|torch|array_api_strict)\b", re.M)
+    pattern = re.compile(r"^\s*(import|from)\s+(numpy|cupy|torch|array_api_strict)\b", re.MULTILINE)
     host_side = {"checkpoint.py", "datasets.py", "data.py", "initializers.py", "training.py",
                  "estimators.py", "__main__.py", "monitor.py", "perceptron.py"}
     offenders = []

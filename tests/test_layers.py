@@ -7,7 +7,16 @@ import pytest
 
 import portable_nn as pnn
 from portable_nn.layers import (
-    Dense, Identity, LeakyReLU, ReLU, Sequential, Sigmoid, Softmax, Softplus, Step, Tanh,
+    Dense,
+    Identity,
+    LeakyReLU,
+    ReLU,
+    Sequential,
+    Sigmoid,
+    Softmax,
+    Softplus,
+    Step,
+    Tanh,
 )
 from tests.conftest import to_np
 
@@ -113,7 +122,7 @@ def test_backprop_derivation_of_the_2_3_2_sigmoid_network(backend):
 
     w, b = to_np(model[0].weight.value), to_np(model[0].bias.value)
     u, c = to_np(model[2].weight.value), to_np(model[2].bias.value)
-    sig = lambda z: 1.0 / (1.0 + np.exp(-z))  # noqa: E731
+    sig = lambda z: 1.0 / (1.0 + np.exp(-z))
     h = sig(xh @ w + b)
     yh = sig(h @ u + c)
     np.testing.assert_allclose(to_np(y), yh, rtol=1e-12)

@@ -19,7 +19,7 @@ def _cases(backend, rng):
     bits = (rng.uniform(size=(5, 3)) > 0.5).astype(float)
     probs = rng.uniform(0.05, 0.95, size=(5, 3))
     soft = probs / probs.sum(1, keepdims=True)
-    a = lambda v: backend.asarray(v, dtype="float64")  # noqa: E731
+    a = lambda v: backend.asarray(v, dtype="float64")
     return [
         (L2(), a(pred), a(rng.normal(size=(5, 3)))),
         (L2(reduction="sum"), a(pred), a(rng.normal(size=(5, 3)))),
@@ -42,7 +42,7 @@ def test_every_loss_gradcheck_float64(backend, rng):
 
 
 def test_closed_forms(backend):
-    a = lambda v: backend.asarray(np.array(v, dtype=float), dtype="float64")  # noqa: E731
+    a = lambda v: backend.asarray(np.array(v, dtype=float), dtype="float64")
     y, t = a([[1.0, 2.0], [3.0, 5.0]]), a([[0.0, 2.0], [1.0, 1.0]])
     # L2: ½ Σ (y − t)² per sample, mean over the batch: (½·1 + ½·20) / 2
     assert float(L2().forward(y, t)) == pytest.approx(5.25)

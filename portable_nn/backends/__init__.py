@@ -18,7 +18,7 @@ This package is the only place that imports a concrete array library. Device str
 from __future__ import annotations
 
 import importlib
-from typing import Callable
+from collections.abc import Callable
 
 from .base import Backend, DeviceRNG, host_array, host_rng
 

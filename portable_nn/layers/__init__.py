@@ -17,7 +17,20 @@ from .normalization import BatchNorm
 from .sequential import Sequential
 
 __all__ = [
-    "BatchNorm", "Dense", "Dropout", "Identity", "LAYER_CLASSES", "Layer", "LeakyReLU", "ReLU",
-    "Sequential", "Sigmoid", "Softmax", "Softplus", "Step", "Tanh", "layer_from_config",
+    "LAYER_CLASSES",
+    "BatchNorm",
+    "Dense",
+    "Dropout",
+    "Identity",
+    "Layer",
+    "LeakyReLU",
+    "ReLU",
+    "Sequential",
+    "Sigmoid",
+    "Softmax",
+    "Softplus",
+    "Step",
+    "Tanh",
+    "layer_from_config",
     "mc_dropout_predict",
 ]

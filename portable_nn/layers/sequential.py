@@ -201,7 +201,7 @@ class Sequential:
     def summary(self, input_features=None):
         """A table of layers, output shapes and parameter counts (returned as a string)."""
         shape = (None, input_features if input_features is not None else
-                 next((getattr(l, "in_features") for l in self.layers
+                 next((l.in_features for l in self.layers
                        if hasattr(l, "in_features")), None))
         rows = [("#", "layer", "output shape", "params")]
         for i, layer in enumerate(self.layers):
