@@ -96,6 +96,10 @@ class Monitor(Callback):
         xp = model.xp
         named = model.named_parameters()
         saved = {k: p.grad for k, p in named.items()}
+        # backward may write into the existing gradient arrays (see Parameter): detach them so
+        # this pass gets fresh ones and the saved gradients survive it
+        for p in named.values():
+            p.grad = None
         try:
             out, stats = _forward_stats(model, x)
             loss._forward(xp, out, t)

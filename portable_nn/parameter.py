@@ -11,6 +11,11 @@ class Parameter:
     ``regularizer`` (an ``L1``/``L2`` or ``None``) adds its penalty to the loss and its gradient to
     ``grad``. ``weight_decay`` (default ``True``) says whether an optimizer's ``weight_decay``
     applies to it. Parameters hash by identity, so optimizers can keep per-parameter state.
+
+    As in PyTorch, ``backward`` may write the new gradient into the array that ``grad`` already
+    holds (the NumPy backend does, saving an allocation per parameter per step): ``p.grad`` always
+    holds the last gradient, but an array taken from it earlier is not a snapshot. Copy it
+    (``xp.asarray(p.grad, copy=True)``) to keep it, or set ``p.grad = None`` to detach it.
     """
 
     __slots__ = ("__weakref__", "grad", "name", "regularizer", "value", "weight_decay")

@@ -77,6 +77,54 @@ def test_relu_fast_path_matches_generic(rng, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_relu_inplace_fast_paths_match_generic_and_write_over_their_argument(rng, dtype):
+    _, fast, generic = _numpy_pair()
+    x = _relu_inputs(rng, dtype)
+    g = rng.normal(size=x.shape).astype(dtype)
+    want_y = generic.relu(x)
+    y = fast.relu_inplace(x)
+    assert y is x and y.dtype == np.dtype(dtype)
+    np.testing.assert_array_equal(y, want_y)
+    want_dx = generic.relu_backward(g, y)
+    dx = fast.relu_backward_inplace(g, y)
+    assert dx is g and dx.dtype == np.dtype(dtype)
+    np.testing.assert_array_equal(dx, want_dx)
+    # a read-only array is never written: a new one comes back
+    ro = _relu_inputs(rng, dtype)
+    ro0 = ro.copy()
+    ro.flags.writeable = False
+    out = fast.relu_inplace(ro)
+    assert out is not ro
+    np.testing.assert_array_equal(out, np.maximum(ro0, 0))
+    np.testing.assert_array_equal(ro, ro0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_into_fast_paths_match_generic_and_reuse_out(rng, dtype):
+    _, fast, generic = _numpy_pair()
+    a = rng.normal(size=(6, 9)).astype(dtype)
+    b = rng.normal(size=(6, 4)).astype(dtype)
+    out = np.full((9, 4), np.nan, dtype=dtype)
+    got = fast.matmul_into(a.T, b, out)
+    assert got is out
+    np.testing.assert_allclose(got, generic.matmul_into(a.T, b, None), **TOL[dtype])
+    bout = np.full(4, np.nan, dtype=dtype)
+    got = fast.sum_rows_into(b, bout)
+    assert got is bout
+    np.testing.assert_array_equal(got, generic.sum_rows_into(b, None))
+    # an out of the wrong shape, dtype, or read-only is not used
+    other = "float64" if dtype == "float32" else "float32"
+    for bad in (np.empty((4, 9), dtype=dtype), np.empty((9, 4), dtype=other), None):
+        got = fast.matmul_into(a.T, b, bad)
+        assert got is not bad and got.shape == (9, 4) and got.dtype == np.dtype(dtype)
+    ro = np.zeros((9, 4), dtype=dtype)
+    ro.flags.writeable = False
+    assert fast.matmul_into(a.T, b, ro) is not ro
+    np.testing.assert_array_equal(ro, 0.0)
+    assert fast.sum_rows_into(b, np.empty(5, dtype=dtype)).shape == (4,)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_reductions_fast_path_match_generic(rng, dtype):
     _, fast, generic = _numpy_pair()
     g = rng.normal(size=(33, 6)).astype(dtype)

@@ -88,6 +88,63 @@ def test_backward_sets_gradients_and_does_not_accumulate(backend, rng):
     np.testing.assert_allclose(first, to_np(x).T @ np.ones((4, 2)))
 
 
+def test_sequential_in_place_chain_equals_the_layers_called_one_by_one(backend, rng):
+    """Sequential lets ReLU write over the Dense output it is given (and over the gradient coming
+    back): the results must be exactly those of the plain passes, and the caller's x and g, and
+    the arrays a layer cached for backward, must be left alone."""
+    def make():
+        # a ReLU first and last: it is given the caller's x and g, which it must not write over
+        return Sequential(ReLU(), Dense(3, 5), ReLU(), Dense(5, 4), ReLU(), ReLU(), Dense(4, 2),
+                          ReLU(), device=backend, dtype="float64", seed=3)
+
+    chained, plain = make(), make()
+    x = backend.asarray(rng.normal(size=(6, 3)), dtype="float64")
+    g = backend.asarray(rng.normal(size=(6, 2)), dtype="float64")
+    x0, g0 = to_np(x).copy(), to_np(g).copy()
+    for _ in range(2):  # the second round runs over the gradient buffers of the first
+        y = chained.forward(x, training=True)
+        gx = chained.backward(g)
+        h = x
+        for layer in plain.layers:
+            h = layer.forward(h, training=True)
+        np.testing.assert_array_equal(to_np(y), to_np(h))
+        gh = g
+        for layer in reversed(plain.layers):
+            gh = layer.backward(gh)
+        np.testing.assert_array_equal(to_np(gx), to_np(gh))
+        for p, q in zip(chained.parameters(), plain.parameters()):
+            np.testing.assert_array_equal(to_np(p.grad), to_np(q.grad))
+        np.testing.assert_array_equal(to_np(x), x0)
+        np.testing.assert_array_equal(to_np(g), g0)
+        # what backward used is still what forward produced: the first ReLU's output (written
+        # over the first Dense's) is the second Dense's cached input, as in the plain chain
+        h1 = to_np(plain.layers[2]._cache)
+        np.testing.assert_array_equal(to_np(chained.layers[3]._cache_x), h1)
+        np.testing.assert_array_equal(to_np(chained.layers[2]._cache), h1)
+        s = chained.state_dict()
+        np.testing.assert_allclose(h1, np.maximum(np.maximum(x0, 0) @ s["1.weight"] + s["1.bias"],
+                                                  0.0),
+                                   rtol=1e-12, atol=1e-15)
+
+
+def test_gradient_arrays_may_be_reused_but_always_hold_the_last_backward(backend, rng):
+    layer = Dense(3, 2).build(backend, "float64", seed=0)
+    x1 = backend.asarray(rng.normal(size=(4, 3)), dtype="float64")
+    x2 = backend.asarray(rng.normal(size=(5, 3)), dtype="float64")
+    for x, n in ((x1, 4), (x2, 5), (x1, 4)):
+        g = backend.asarray(np.full((n, 2), 0.5), dtype="float64")
+        layer.forward(x)
+        layer.backward(g)
+        np.testing.assert_allclose(to_np(layer.weight.grad), to_np(x).T @ np.full((n, 2), 0.5),
+                                   rtol=1e-12)
+        np.testing.assert_allclose(to_np(layer.bias.grad), np.full(2, 0.5 * n), rtol=1e-12)
+    if backend.name == "numpy":  # NumPy writes the gradient into the previous step's array
+        before = layer.weight.grad
+        layer.forward(x1)
+        layer.backward(backend.asarray(np.ones((4, 2)), dtype="float64"))
+        assert layer.weight.grad is before
+
+
 def test_sequential_backward_can_skip_the_input_gradient(backend, rng):
     model = Sequential(Dense(3, 4), ReLU(), Dense(4, 2), device=backend, dtype="float64", seed=0)
     x = backend.asarray(rng.normal(size=(5, 3)), dtype="float64")

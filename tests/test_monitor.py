@@ -56,6 +56,27 @@ def test_monitor_records_every_n_epochs_and_gradients_match_hand_computation(bac
     assert last["activations"] == activation_stats(model, X)
 
 
+def test_monitor_leaves_the_last_batch_gradients_in_place(backend):
+    """Monitor's own backward pass must not write over the gradients of the last training batch
+    (backward may reuse the gradient arrays); a callback after it sees them unchanged."""
+    X, y = data()
+
+    class Grads(pnn.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            self.seen = [to_np(p.grad).copy() for p in self.model.parameters()]
+
+    runs = []
+    for monitored in (False, True):
+        model = pnn.Sequential(Dense(3, 4), ReLU(), Dense(4, 2), device=backend,
+                               dtype="float64", seed=0)
+        grads = Grads()
+        model.fit(X, y, loss="cross_entropy", optimizer="sgd", epochs=2, batch_size=16,
+                  callbacks=[Monitor(), grads] if monitored else [grads], verbose=0, seed=0)
+        runs.append(grads.seen)
+    for a, b in zip(*runs):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_monitor_changes_nothing_in_the_model():
     X, y = data()
     runs = []

@@ -35,9 +35,32 @@ class Ops:
         """``g ⊙ [y > 0]`` for ``y = relu(x)``: the slope is 1 exactly where the output is positive."""
         return self.xp.where(y > 0, g, 0.0)
 
+    # ``*_inplace``: the same result, possibly written over the first argument, which the caller
+    # owns and will not read again (``Sequential`` passes arrays that only it holds). The caller
+    # must use the returned array. The generic versions return new arrays, as the standard has
+    # no ``out=``.
+    def relu_inplace(self, x):
+        """``relu(x)``, possibly written over ``x``."""
+        return self.relu(x)
+
+    def relu_backward_inplace(self, g, y):
+        """``relu_backward(g, y)``, possibly written over ``g``."""
+        return self.relu_backward(g, y)
+
     def bias_grad(self, g):
         """``Σ_i g_i``: the gradient of a bias added to every row of a batch."""
         return self.xp.sum(g, axis=0)
+
+    # ``*_into``: the result may be written into ``out`` (a previous gradient buffer, or ``None``)
+    # where a backend can and ``out`` is a writeable array of the result's shape and dtype; the
+    # caller must use the returned array. The generic versions ignore ``out``.
+    def matmul_into(self, a, b, out):
+        """``a @ b`` (2-D), possibly written into ``out``."""
+        return a @ b
+
+    def sum_rows_into(self, g, out):
+        """``Σ_i g_i`` (``bias_grad``), possibly written into ``out``."""
+        return self.bias_grad(g)
 
     def sum_of_squares(self, d):
         """``Σ d²`` over every element (a 0-d array)."""

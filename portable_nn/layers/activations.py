@@ -106,6 +106,18 @@ class ReLU(_Elementwise):
         self._check_backward(grad_out)
         return self.backend.ops.relu_backward(grad_out, self._cache)
 
+    # in a Sequential after a Dense: max(x, 0) written over x, and g ⊙ [y > 0] over g
+    owns_input_grad = True
+
+    def forward_inplace(self, x, training=False):
+        y = self.backend.ops.relu_inplace(x)
+        self._cache = y
+        return y
+
+    def backward_inplace(self, grad_out, need_input_grad=True):
+        self._check_backward(grad_out)
+        return self.backend.ops.relu_backward_inplace(grad_out, self._cache)
+
 
 class LeakyReLU(_Elementwise):
     """``y = x if x > 0 else αx``;  ``dy/dx = 1 if x > 0 else α``."""

@@ -80,6 +80,23 @@ class Layer:
     def __call__(self, x, training=False):
         return self.forward(x, training=training)
 
+    # Sequential's in-place chain: ``Sequential`` calls ``forward_inplace`` instead of
+    # ``forward`` when the layer before declared ``owns_output`` (so only the model holds the
+    # array), and ``backward_inplace`` when the layer after declared ``owns_input_grad``. These
+    # may write over their argument (ReLU does, on NumPy: one array and one pass fewer per
+    # activation); by default they are the plain passes. Called on their own, layers never write
+    # into what they are given.
+    owns_output = False  #: forward returns a new array that the layer does not keep
+    owns_input_grad = False  #: backward returns a new array that the layer does not keep
+
+    def forward_inplace(self, x, training=False):
+        """``forward(x)``, free to write over ``x``, which no one else holds."""
+        return self.forward(x, training=training)
+
+    def backward_inplace(self, grad_out, need_input_grad=True):
+        """``backward(grad_out)``, free to write over ``grad_out``, which no one else holds."""
+        return self.backward(grad_out, need_input_grad=need_input_grad)
+
     # state ------------------------------------------------------------------------------------
     def parameters(self) -> list[Parameter]:
         return list(self._params.values())

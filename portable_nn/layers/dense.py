@@ -21,6 +21,9 @@ class Dense(Layer):
     (``L1``/``L2``) penalises ``W`` only.
     """
 
+    owns_output = True  # x @ W + b is a new array; Dense keeps x, not y
+    owns_input_grad = True  # g W^T is a new array
+
     def __init__(self, in_features, out_features, bias=True, init="glorot_uniform",
                  bias_init="zeros", regularizer=None):
         super().__init__()
@@ -65,11 +68,13 @@ class Dense(Layer):
                 f"got {tuple(grad_out.shape)}"
             )
         w = self.weight
-        w.grad = x.T @ grad_out
+        ops = self.backend.ops
+        # the previous gradient arrays may be written over, as in PyTorch: see Parameter
+        w.grad = ops.matmul_into(x.T, grad_out, w.grad)
         if w.regularizer is not None:
             w.grad += w.regularizer.gradient(w.value)
         if self.use_bias:
-            self.bias.grad = self.backend.ops.bias_grad(grad_out)
+            self.bias.grad = ops.sum_rows_into(grad_out, self.bias.grad)
         return grad_out @ w.value.T if need_input_grad else None
 
     def output_shape(self, input_shape):

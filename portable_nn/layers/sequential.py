@@ -85,8 +85,11 @@ class Sequential:
     def forward(self, x, training=False):
         """Output of the network for a batch ``x`` (an array of the model's backend)."""
         check_array(self.backend, x, "x")
+        owned = False  # x is the caller's: no layer may write over it
         for layer in self.layers:
-            x = layer.forward(x, training=training)
+            x = (layer.forward_inplace(x, training=training) if owned
+                 else layer.forward(x, training=training))
+            owned = layer.owns_output
         return x
 
     __call__ = forward
@@ -96,9 +99,12 @@ class Sequential:
         ``dL/d(input)`` (``None`` with ``need_input_grad=False``, which skips the first layer's
         largest matrix product)."""
         check_array(self.backend, grad, "grad")
-        last = len(self.layers) - 1
-        for i in range(last, -1, -1):
-            grad = self.layers[i].backward(grad, need_input_grad=need_input_grad or i > 0)
+        owned = False  # grad is the caller's (the loss's): no layer may write over it
+        for i in range(len(self.layers) - 1, -1, -1):
+            layer, need = self.layers[i], need_input_grad or i > 0
+            grad = (layer.backward_inplace(grad, need_input_grad=need) if owned
+                    else layer.backward(grad, need_input_grad=need))
+            owned = layer.owns_input_grad
         return grad
 
     # parameters and state -----------------------------------------------------------------------
