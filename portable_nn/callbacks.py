@@ -2,11 +2,12 @@
 
 ``fit`` calls, in this order::
 
+    check(model, params)                                # before anything changes: may raise
     on_train_begin(logs)
     for each epoch:   on_epoch_begin(epoch, logs)
         for each batch:   on_batch_end(batch, logs)     # after the optimizer step
         on_epoch_end(epoch, logs)                       # logs: the epoch's History entry
-    on_train_end(logs)
+    on_train_end(logs)                                  # also after an error, for those begun
 
 Before ``on_train_begin``, ``fit`` sets ``callback.model`` and ``callback.params`` (a dict with
 ``epochs``, ``steps`` (batches per epoch), ``batch_size``, ``samples``, ``metrics`` (names),
@@ -47,6 +48,11 @@ class Callback:
 
     model = None
     params = MappingProxyType({})  # read-only until fit calls set_params
+
+    def check(self, model, params):
+        """Called by fit before anything changes, with the model and the ``params`` that
+        ``set_params`` will get: raise ``ValueError`` here for a setting that cannot work in this
+        run, so that the failed fit leaves the model (and the callback's files) as they were."""
 
     def set_model(self, model):
         """Called by fit before training."""
@@ -189,11 +195,8 @@ class ModelCheckpoint(Callback):
         self.best = None
         self.saved = []
 
-    def on_train_begin(self, logs=None):
-        self.best = math.inf if self.mode == "min" else -math.inf
-        self.saved = []
+    def check(self, model, params):
         # a path naming a key that fit never logs would fail after the first epoch's training
-        params = self.params
         keys = ["loss", *params.get("metrics", [])]
         if params.get("do_validation"):
             keys += [f"val_{k}" for k in keys]
@@ -205,6 +208,10 @@ class ModelCheckpoint(Callback):
                 f"ModelCheckpoint path {self.path!r} cannot be filled in ({type(exc).__name__}: "
                 f"{exc}); it may use {{epoch}} and the logged keys {sorted(sample)}"
             ) from None
+
+    def on_train_begin(self, logs=None):
+        self.best = math.inf if self.mode == "min" else -math.inf
+        self.saved = []
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}

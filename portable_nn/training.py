@@ -491,11 +491,6 @@ def fit(model, X, y, *, loss=None, optimizer=None, epochs=1, batch_size=32, shuf
     vdata = None if val is None else _Data(model, val[0], val[1], val[2], val[3], t_dtype)
     _check_metrics(model, metric_fns, data)
 
-    # ---- from here on the model changes ----
-    model.optimizer = optimizer
-    model.stop_training = False
-    model._fit_loss, model._fit_metrics = loss, metric_fns
-    history = model.history = History()
     n, xp, params = data.n, model.xp, model.parameters()
     steps = math.ceil(n / batch_size)
     sample_x, sample_y = data.batch(slice(0, min(n, SAMPLE_ROWS)))
@@ -504,6 +499,14 @@ def fit(model, X, y, *, loss=None, optimizer=None, epochs=1, batch_size=32, shuf
         "metrics": [name for name, _ in metric_fns], "do_validation": vdata is not None,
         "verbose": verbose, "sample": sample_x, "sample_y": sample_y, "loss": loss,
     }
+    for cb in cbs:
+        cb.check(model, run_params)
+
+    # ---- from here on the model changes ----
+    model.optimizer = optimizer
+    model.stop_training = False
+    model._fit_loss, model._fit_metrics = loss, metric_fns
+    history = model.history = History()
     for cb in cbs:
         cb.set_model(model)
         cb.set_params(run_params)
@@ -514,10 +517,12 @@ def fit(model, X, y, *, loss=None, optimizer=None, epochs=1, batch_size=32, shuf
     guard = any(isinstance(cb, TerminateOnNaN) for cb in cbs)
     quiet = np.errstate(over="ignore", invalid="ignore", divide="ignore") if guard else nullcontext()
 
+    started = []  # callbacks whose on_train_begin ran get their on_train_end, whatever happens
     with quiet:
-        for cb in cbs:
-            cb.on_train_begin()
         try:
+            for cb in cbs:
+                cb.on_train_begin()
+                started.append(cb)
             for epoch in range(epochs):
                 t0 = time.perf_counter()
                 for cb in cbs:
@@ -563,7 +568,7 @@ def fit(model, X, y, *, loss=None, optimizer=None, epochs=1, batch_size=32, shuf
                     break
         finally:
             _clear_caches(model)
-            for cb in cbs:
+            for cb in started:
                 cb.on_train_end()
     return history
 

@@ -302,3 +302,46 @@ def test_no_warning_when_training_is_healthy():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         classifier().fit(X, y, epochs=2, **FIT)
+
+
+def test_a_callback_setup_error_leaves_model_and_files_as_they_were(tmp_path):
+    """ModelCheckpoint's path names a key this run never logs: fit refuses before anything
+    changes, so the model, its optimizer and history, and CSVLogger's old file are untouched."""
+    X, y = blobs()
+    log = tmp_path / "log.csv"
+    log.write_text("epoch,loss\n0,1.0\n")
+    model = classifier()
+    before = model.state_dict()
+
+    class Begun(cb.Callback):
+        def on_train_begin(self, logs=None):
+            raise AssertionError("on_train_begin ran before the checks")
+
+    with pytest.raises(ValueError, match="val_loss"):
+        model.fit(X, y, epochs=1, callbacks=[cb.CSVLogger(log), Begun(),
+                                             cb.ModelCheckpoint(str(tmp_path / "{val_loss}.npz"))],
+                  **FIT)
+    assert model.optimizer is None and model.history is None
+    assert log.read_text() == "epoch,loss\n0,1.0\n"
+    for k, v in model.state_dict().items():
+        np.testing.assert_array_equal(v, before[k])
+
+
+def test_on_train_end_runs_for_every_begun_callback_when_one_fails(tmp_path):
+    X, y = blobs()
+    log = tmp_path / "log.csv"
+    ends = []
+
+    class Fails(cb.Callback):
+        def on_train_begin(self, logs=None):
+            raise RuntimeError("boom")
+
+    class Ends(cb.Callback):
+        def on_train_end(self, logs=None):
+            ends.append(True)
+
+    csv_logger = cb.CSVLogger(log)
+    with pytest.raises(RuntimeError, match="boom"):
+        classifier().fit(X, y, epochs=1, callbacks=[csv_logger, Fails(), Ends()], **FIT)
+    assert csv_logger._file is None  # begun, so closed again
+    assert ends == []  # never begun, so never ended
