@@ -119,6 +119,7 @@ class Optimizer:
         self.clipvalue = _optional_positive(clipvalue, "clipvalue")
         self.iterations = 0
         self._state = weakref.WeakKeyDictionary()
+        self._moves = weakref.WeakKeyDictionary()  # Parameter.moves when its state was placed
 
     # learning rate ------------------------------------------------------------------------------
     @property
@@ -171,12 +172,18 @@ class Optimizer:
         grads = self._clip(xp, [p.grad for p in params])
         self.iterations += 1
         wd = self.weight_decay
-        state_of = self._state
+        state_of, moves_of = self._state, self._moves
         for p, g in zip(params, grads):
             state = state_of.get(p)
             if state is None:
                 state = state_of[p] = {n: self._init_slot(xp, n, p.value)
                                        for n in self._slot_names()}
+                moves_of[p] = p.moves
+            elif moves_of.get(p) != p.moves:  # model.to(...) moved p since the state was made
+                backend = backend_of(p.value)
+                for k, v in state.items():
+                    state[k] = backend.asarray(v)
+                moves_of[p] = p.moves
             inplace = is_writeable_array(p.value)
             if wd and p.weight_decay:
                 if self._decoupled_weight_decay:
@@ -216,6 +223,7 @@ class Optimizer:
         """Forget all per-parameter state and set ``iterations`` back to 0."""
         self.iterations = 0
         self._state = weakref.WeakKeyDictionary()
+        self._moves = weakref.WeakKeyDictionary()  # Parameter.moves when its state was placed
 
     def state_dict(self, parameters) -> dict:
         """Host (NumPy) copy of the state: ``{"class", "config", "iterations", "slots"}`` where
@@ -259,7 +267,7 @@ class Optimizer:
                 f"got {len(slots)}"
             )
         names = set(self._slot_names())
-        new_state = weakref.WeakKeyDictionary()
+        new_state, new_moves = weakref.WeakKeyDictionary(), weakref.WeakKeyDictionary()
         for i, (p, entry) in enumerate(zip(parameters, slots)):
             if not isinstance(entry, dict) or (entry and set(entry) != names):
                 raise ValueError(
@@ -281,8 +289,9 @@ class Optimizer:
                 # array-api-strict), and the next step updates slots in place
                 converted[k] = backend.xp.asarray(backend.asarray(v, dtype=dtype), copy=True)
             new_state[p] = converted
+            new_moves[p] = p.moves
         self.iterations = iterations
-        self._state = new_state
+        self._state, self._moves = new_state, new_moves
 
     def to(self, backend):
         """Move every state array to ``backend`` (a device string or Backend)."""

@@ -18,7 +18,7 @@ class Parameter:
     (``xp.asarray(p.grad, copy=True)``) to keep it, or set ``p.grad = None`` to detach it.
     """
 
-    __slots__ = ("__weakref__", "grad", "name", "regularizer", "value", "weight_decay")
+    __slots__ = ("__weakref__", "grad", "moves", "name", "regularizer", "value", "weight_decay")
 
     def __init__(self, value, grad=None, name="", regularizer=None, weight_decay=True):
         self.value = value
@@ -26,6 +26,9 @@ class Parameter:
         self.name = name
         self.regularizer = regularizer
         self.weight_decay = weight_decay
+        #: how often ``Layer.to`` moved the value to another backend; an optimizer seeing a
+        #: new count moves its state for this parameter along before its next step
+        self.moves = 0
 
     @property
     def shape(self):

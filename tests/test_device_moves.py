@@ -99,3 +99,38 @@ def test_data_from_another_device_is_moved_to_the_model():
     out = model.predict(Xo)
     assert other.owns(out)
     np.testing.assert_array_equal(to_np(out), model.predict(X))
+
+
+@pytest.mark.parametrize("target", ["array_api_strict:device1", "torch:cpu"])
+def test_a_hand_written_loop_keeps_its_optimizer_state_across_model_to(target):
+    """No fit, so no attached optimizer: the optimizer sees that the parameters moved and moves
+    their state with them, and the steps after the move are those of a run that never moved."""
+    try:
+        dest = pnn.get_backend(target)
+    except pnn.backends.BackendUnavailableError as exc:
+        pytest.skip(str(exc))
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(8, 3))
+    y = rng.integers(0, 2, size=8)
+
+    def steps(model, opt, device, n):
+        b = pnn.get_backend(device)
+        loss = pnn.losses.CrossEntropy()
+        for _ in range(n):
+            loss.forward(model.forward(b.asarray(X, dtype="float64"), training=True),
+                         b.asarray(y))
+            model.backward(loss.backward())
+            opt.step(model.parameters())
+
+    def make():
+        return pnn.Sequential(Dense(3, 4), ReLU(), Dense(4, 2), dtype="float64", seed=0)
+
+    moved, opt = make(), pnn.optimizers.Adam(0.05)
+    steps(moved, opt, "cpu", 2)
+    moved.to(target)
+    steps(moved, opt, target, 2)
+    assert all(dest.owns(v) for p in moved.parameters() for v in opt._state[p].values())
+    still, opt2 = make(), pnn.optimizers.Adam(0.05)
+    steps(still, opt2, "cpu", 4)
+    for k, v in still.state_dict().items():
+        np.testing.assert_allclose(moved.state_dict()[k], v, rtol=1e-12, atol=1e-14)

@@ -132,6 +132,7 @@ class Layer:
         for p in self._params.values():
             p.value = backend.asarray(p.value, dtype=dtype)
             p.grad = None
+            p.moves += 1
         for name, buf in self._buffers.items():
             self._buffers[name] = None if buf is None else backend.asarray(buf)
         self.dtype = dtype
