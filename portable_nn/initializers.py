@@ -69,9 +69,18 @@ class Initializer:
         return f"{type(self).__name__}({args})"
 
 
+def _number(value, argname):
+    """``value`` as a finite float, or a TypeError/ValueError naming ``argname``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{argname} must be a number, got {type(value).__name__} {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"{argname} must be finite, got {value!r}")
+    return float(value)
+
+
 class Constant(Initializer):
     def __init__(self, value=0.0):
-        self.value = float(value)
+        self.value = _number(value, "value")
 
     def __call__(self, shape, rng):
         return np.full(shape, self.value)
@@ -95,10 +104,10 @@ class Ones(Constant):
 
 class Normal(Initializer):
     def __init__(self, std=0.01, mean=0.0):
-        if not std >= 0:
+        if not _number(std, "std") >= 0:
             raise ValueError(f"std must be >= 0, got {std!r}")
         self.std = float(std)
-        self.mean = float(mean)
+        self.mean = _number(mean, "mean")
 
     def __call__(self, shape, rng):
         return rng.normal(self.mean, self.std, size=shape)
@@ -106,7 +115,7 @@ class Normal(Initializer):
 
 class Uniform(Initializer):
     def __init__(self, low=-0.05, high=0.05):
-        if not high > low:
+        if not _number(high, "high") > _number(low, "low"):
             raise ValueError(f"uniform needs low < high, got low={low!r}, high={high!r}")
         self.low = float(low)
         self.high = float(high)

@@ -19,6 +19,21 @@ __all__ = ["L2", "MSE", "BinaryCrossEntropy", "CrossEntropy", "Loss", "get"]
 _EPS = 1e-7
 
 
+def _check_pred(xp, loss, pred):
+    if not xp.isdtype(pred.dtype, "real floating"):
+        raise TypeError(f"{type(loss).__name__}: pred must be a floating-point array, got dtype "
+                        f"{pred.dtype}")
+
+
+def _check_same_dtype(loss, pred, target):
+    # a float64 (or integer) target would silently turn a float32 loss and gradient into float64
+    if target.dtype != pred.dtype:
+        raise TypeError(
+            f"{type(loss).__name__}: target has dtype {target.dtype}, pred has {pred.dtype}; "
+            f"give the target the dtype of the predictions"
+        )
+
+
 class Loss:
     def __init__(self, reduction="mean"):
         if reduction not in ("mean", "sum"):
@@ -30,7 +45,15 @@ class Loss:
         return self.forward(pred, target)
 
     def forward(self, pred, target):
-        xp = namespace_of(pred, target)
+        try:
+            xp = namespace_of(pred, target)
+        except TypeError:
+            raise TypeError(
+                f"{type(self).__name__}: pred and target must be arrays of one library, got "
+                f"{type(pred).__module__}.{type(pred).__name__} and "
+                f"{type(target).__module__}.{type(target).__name__}"
+            ) from None
+        _check_pred(xp, self, pred)
         self.validate(xp, pred, target)
         return self._forward(xp, pred, target)
 
@@ -46,6 +69,7 @@ class Loss:
                 f"{type(self).__name__}: target shape {tuple(target.shape)} does not match "
                 f"prediction shape {tuple(pred.shape)}"
             )
+        _check_same_dtype(self, pred, target)
 
     def _forward(self, xp, pred, target):
         raise NotImplementedError
@@ -155,6 +179,12 @@ class CrossEntropy(Loss):
                 f"CrossEntropy expects predictions of shape (batch, classes), got {tuple(pred.shape)}"
             )
         n, k = pred.shape
+        if k < 2:
+            raise ValueError(
+                f"CrossEntropy needs at least 2 outputs (one per class), got predictions of shape "
+                f"{tuple(pred.shape)}: softmax over one output is always 1; for a single output "
+                f"unit use BinaryCrossEntropy"
+            )
         if target.ndim == 1:
             if not xp.isdtype(target.dtype, "integral"):
                 raise ValueError(
@@ -174,6 +204,8 @@ class CrossEntropy(Loss):
                 f"CrossEntropy: target must be labels of shape ({n},) or one-hot rows of shape "
                 f"({n}, {k}), got {tuple(target.shape)}"
             )
+        else:
+            _check_same_dtype(self, pred, target)
 
     @staticmethod
     def one_hot(xp, labels, k, dtype):

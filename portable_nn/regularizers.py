@@ -10,6 +10,8 @@ weight's gradient in the layer's backward.
 
 from __future__ import annotations
 
+from math import inf
+
 from array_api_compat import array_namespace
 
 __all__ = ["L1", "L2", "Regularizer", "get"]
@@ -17,8 +19,8 @@ __all__ = ["L1", "L2", "Regularizer", "get"]
 
 class Regularizer:
     def __init__(self, rate=0.01):
-        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not rate >= 0:
-            raise ValueError(f"rate must be a number >= 0, got {rate!r}")
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < inf:
+            raise ValueError(f"rate must be a finite number >= 0, got {rate!r}")
         self.rate = float(rate)
 
     def penalty(self, w):

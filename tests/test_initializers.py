@@ -99,6 +99,14 @@ def test_bad_specs_raise():
         I.Normal(std=-1.0)
     with pytest.raises(ValueError, match="low < high"):
         I.Uniform(0.5, 0.5)
+    with pytest.raises(TypeError, match="std must be a number, got str"):
+        I.Normal(std="a")
+    with pytest.raises(ValueError, match="mean must be finite"):
+        I.Normal(mean=float("nan"))
+    with pytest.raises(TypeError, match="low must be a number"):
+        I.Uniform(None, 1.0)
+    with pytest.raises(ValueError, match="value must be finite"):
+        I.Constant(float("inf"))
     with pytest.raises(ValueError, match="unknown init"):
         pnn.layers.Dense(2, 3, init="gaussian")
 

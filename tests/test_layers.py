@@ -257,6 +257,27 @@ def test_dense_rejects_wrong_feature_count(backend):
         layer.forward(backend.asarray(np.ones(3), dtype="float32"))
 
 
+def test_forward_and_backward_refuse_another_dtype(backend, rng):
+    model = Sequential(Dense(3, 2), device=backend, dtype="float32", seed=0)
+    before = model.state_dict()
+    with pytest.raises(TypeError, match=r"x has dtype .*float64.*model computes in float32"):
+        model.forward(backend.asarray(rng.normal(size=(4, 3)), dtype="float64"))
+    with pytest.raises(TypeError, match="x has dtype"):
+        model.forward(backend.asarray(np.zeros((4, 3), dtype=np.int64)))
+    model.forward(backend.asarray(rng.normal(size=(4, 3)), dtype="float32"))
+    with pytest.raises(TypeError, match="grad has dtype"):
+        model.backward(backend.asarray(np.ones((4, 2)), dtype="float64"))
+    for k, v in model.state_dict().items():
+        np.testing.assert_array_equal(v, before[k])
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_a_lone_dense_refuses_a_list(backend):
+    layer = Dense(2, 3).build(backend, "float32", seed=0)
+    with pytest.raises(TypeError, match="Dense.forward expects an array.*got list"):
+        layer.forward([[1.0, 2.0]])
+
+
 def test_softmax_requires_2d(backend):
     with pytest.raises(ValueError, match="2-D input"):
         Softmax().build(backend).forward(backend.asarray([0.1, 0.2], dtype="float32"))

@@ -131,6 +131,36 @@ def test_mismatched_shapes_and_bad_labels_raise(backend):
         MSE().backward()
 
 
+def test_dtype_mismatches_and_mixed_libraries_raise_type_errors(backend):
+    pred = backend.asarray(np.zeros((4, 3)), dtype="float32")
+    wide = backend.asarray(np.zeros((4, 3)), dtype="float64")
+    for loss in (L2(), MSE(), BinaryCrossEntropy(), CrossEntropy()):
+        with pytest.raises(TypeError, match="target has dtype .*float64.*pred has .*float32"):
+            loss.forward(pred, wide)
+    ints = backend.asarray(np.zeros((4, 3), dtype=np.int64))
+    with pytest.raises(TypeError, match="target has dtype"):
+        MSE().forward(pred, ints)
+    with pytest.raises(TypeError, match="pred must be a floating-point array"):
+        MSE().forward(ints, ints)
+    if backend.name != "numpy":
+        with pytest.raises(TypeError, match="pred and target must be arrays of one library"):
+            MSE().forward(pred, np.zeros((4, 3), dtype=np.float32))
+
+
+def test_cross_entropy_refuses_a_single_output(backend):
+    pred = backend.asarray(np.zeros((4, 1)), dtype="float32")
+    with pytest.raises(ValueError, match="at least 2 outputs.*BinaryCrossEntropy"):
+        CrossEntropy().forward(pred, backend.asarray(np.zeros(4, dtype=np.int64)))
+    model = pnn.Sequential(pnn.layers.Dense(2, 1), device=backend, seed=0)
+    before = model.state_dict()
+    with pytest.raises(ValueError, match="at least 2 outputs"):
+        model.fit(np.zeros((8, 2)), np.zeros(8, dtype=int), loss="cross_entropy",
+                  optimizer="sgd", epochs=1, verbose=0)
+    assert model.optimizer is None
+    for k, v in model.state_dict().items():
+        np.testing.assert_array_equal(v, before[k])
+
+
 def test_constructor_validation():
     with pytest.raises(ValueError, match="reduction must be"):
         MSE(reduction="avg")

@@ -114,6 +114,8 @@ def test_configs_and_bad_input():
         R.L2(-0.1)
     with pytest.raises(ValueError, match="rate"):
         R.L1("big")
+    with pytest.raises(ValueError, match="finite number >= 0"):
+        R.L1(float("inf"))
     with pytest.raises(ValueError, match="unknown regularizer"):
         R.get({"name": "L3", "rate": 0.1})
     with pytest.raises(TypeError, match="regularizer"):

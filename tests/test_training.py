@@ -149,6 +149,33 @@ def test_reported_loss_includes_penalty(backend):
     assert model.evaluate(X, y)["loss"] == pytest.approx(expected, rel=1e-10)
 
 
+def test_fit_reports_the_penalised_loss(backend):
+    """The History loss of an epoch is the mean over its batches of data loss + penalty, each
+    taken before that batch's step: replayed here by hand with the same model and optimizer."""
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(20, 3))
+    y = X @ np.array([1.0, -1.0, 2.0])
+    reg = pnn.regularizers.L1(0.5)
+
+    def make():
+        return pnn.Sequential(Dense(3, 1, regularizer=reg), device=backend, dtype="float64",
+                              seed=0)
+
+    model = make()
+    hist = model.fit(X, y, loss="mse", optimizer=pnn.optimizers.SGD(0.05), epochs=1,
+                     batch_size=10, shuffle=False, verbose=0)
+    hand, loss, opt = make(), pnn.losses.MSE(), pnn.optimizers.SGD(0.05)
+    total = 0.0
+    for start in (0, 10):
+        xb = backend.asarray(X[start:start + 10], dtype="float64")
+        tb = backend.asarray(y[start:start + 10, None], dtype="float64")
+        total += float(loss.forward(hand.forward(xb, training=True), tb) + hand.penalty()) * 10
+        hand.backward(loss.backward())
+        opt.step(hand.parameters())
+    assert hist.history["loss"][0] == pytest.approx(total / 20, rel=1e-12)
+    assert float(hand.penalty()) > 0.1  # the penalty is a visible part of what was reported
+
+
 def test_regression_with_one_output_accepts_1d_targets(backend):
     rng = np.random.default_rng(1)
     X = rng.normal(size=(200, 2))

@@ -47,6 +47,9 @@ class Dense(Layer):
 
     def forward(self, x, training=False):
         self._require_built()
+        if not hasattr(x, "ndim"):
+            raise TypeError(f"Dense.forward expects an array of the layer's backend, got "
+                            f"{type(x).__name__}; convert it with layer.backend.asarray(x)")
         if x.ndim != 2 or x.shape[1] != self.in_features:
             raise ValueError(
                 f"Dense({self.in_features}, {self.out_features}) expects input of shape "

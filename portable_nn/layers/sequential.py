@@ -85,6 +85,7 @@ class Sequential:
     def forward(self, x, training=False):
         """Output of the network for a batch ``x`` (an array of the model's backend)."""
         check_array(self.backend, x, "x")
+        self._check_dtype(x, "x")
         owned = False  # x is the caller's: no layer may write over it
         for layer in self.layers:
             x = (layer.forward_inplace(x, training=training) if owned
@@ -94,11 +95,22 @@ class Sequential:
 
     __call__ = forward
 
+    def _check_dtype(self, x, argname):
+        # NumPy would silently promote a float32 model to float64 (or compute on integers), and
+        # torch refuses mixed dtypes deep inside a matmul: say it here, naming the argument
+        if x.dtype != self.dtype:
+            raise TypeError(
+                f"{argname} has dtype {x.dtype}, but the model computes in {self.dtype_name}; "
+                f"convert it with model.backend.asarray({argname}, dtype={self.dtype_name!r}) "
+                f"(fit, evaluate and predict convert host data themselves)"
+            )
+
     def backward(self, grad, need_input_grad=True):
         """Propagate ``dL/d(output)`` back through the layers; sets every ``p.grad`` and returns
         ``dL/d(input)`` (``None`` with ``need_input_grad=False``, which skips the first layer's
         largest matrix product)."""
         check_array(self.backend, grad, "grad")
+        self._check_dtype(grad, "grad")
         owned = False  # grad is the caller's (the loss's): no layer may write over it
         for i in range(len(self.layers) - 1, -1, -1):
             layer, need = self.layers[i], need_input_grad or i > 0
