@@ -115,6 +115,29 @@ def _loss_entry(loss):
     return {"class": type(loss).__name__, "config": loss.get_config()}
 
 
+def _check_state_shapes(model_config, state):
+    """Before anything is built: every layer's parameters and buffers, as its configuration
+    declares them, must be stored with exactly those shapes (a header doctored to declare a huge
+    layer would otherwise allocate it before the arrays are compared)."""
+    from .layers.base import layer_from_config
+
+    entries = model_config.get("layers")
+    if not isinstance(entries, list):
+        raise _Bad("its model configuration has no 'layers' list")
+    for i, entry in enumerate(entries):
+        try:
+            shapes = layer_from_config(entry).state_shapes()
+        except (TypeError, ValueError, KeyError) as exc:
+            raise _Bad(f"its model configuration cannot be rebuilt (layer {i}: {exc})") from None
+        for name, shape in (shapes or {}).items():
+            key = f"{i}.{name}"
+            if key not in state:
+                raise _Bad(f"layer {i} needs the array {key!r}, which it does not hold")
+            if tuple(state[key].shape) != tuple(shape):
+                raise _Bad(f"the array {key!r} has shape {tuple(state[key].shape)}, but layer {i} "
+                           f"({entry.get('class')}) declares {tuple(shape)}")
+
+
 def _loss_from_entry(entry):
     """Rebuild a built-in loss from its header entry (None stays None)."""
     from . import losses
@@ -122,7 +145,7 @@ def _loss_from_entry(entry):
     if entry is None:
         return None
     cls = getattr(losses, entry.get("class", ""), None) if isinstance(entry, dict) else None
-    if not (isinstance(cls, type) and issubclass(cls, losses.Loss)
+    if not (isinstance(cls, type) and issubclass(cls, losses.Loss) and cls is not losses.Loss
             and entry["class"] in losses.__all__):
         raise _Bad(f"the header names an unknown loss {entry!r}")
     return cls(**entry.get("config", {}))
@@ -234,6 +257,7 @@ def load(path, device="cpu"):
         extra = sorted(set(arrays) - known)
         if extra:
             raise _Bad(f"it holds arrays the header does not name: {extra[:5]}")
+        _check_state_shapes(header["model"], state)
         try:
             model = Sequential.from_config(header["model"], device=device)
         except (TypeError, ValueError, KeyError) as exc:

@@ -252,3 +252,34 @@ def test_every_single_byte_corruption_is_caught_or_harmless(tmp_path):
             continue
         np.testing.assert_array_equal(loaded.predict(X), ref)
     assert refused > 0.6 * (len(data) // 11)
+
+
+def test_a_header_declaring_huge_layers_is_refused_before_anything_is_built(tmp_path,
+                                                                             monkeypatch):
+    """The layers' declared shapes are compared with the stored arrays before any layer is
+    built: a doctored header cannot make load allocate terabytes."""
+    model, _, _ = trained()
+    good = tmp_path / "good.npz"
+    pnn.save(model, good)
+    built = []
+    monkeypatch.setattr(pnn.layers.Dense, "_build", lambda self, rng: built.append(self))
+
+    def huge(h):
+        h["model"]["layers"][0]["config"]["out_features"] = 10**6
+        h["model"]["layers"][1]["config"]["features"] = 10**6
+        h["model"]["layers"][4]["config"]["in_features"] = 10**6
+        return json.dumps(h)
+
+    path = _header_variant(tmp_path, good, "huge.npz", huge)
+    with pytest.raises(ValueError, match=r"'0.weight' has shape \(3, 6\).* declares \(3, 1000000\)"):
+        pnn.load(path)
+    assert built == []
+
+    def abstract_loss(h):
+        h["loss"] = {"class": "Loss", "config": {}}
+        return json.dumps(h)
+
+    monkeypatch.undo()
+    with pytest.raises(ValueError, match="unknown loss"):
+        pnn.load(_header_variant(tmp_path, good, "loss.npz", abstract_loss))
+    pnn.load(good)  # the untouched file still loads

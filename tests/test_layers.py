@@ -369,3 +369,19 @@ def test_load_state_dict_never_shares_memory_with_the_callers_arrays(backend):
     model.load_state_dict(state)
     model[0].weight.value += 1.0  # in place where the backend allows
     np.testing.assert_array_equal(state["0.weight"], saved)
+
+
+def test_declared_state_shapes_are_what_building_creates(backend):
+    layers = [Dense(3, 4), L.BatchNorm(4), ReLU(), L.Dropout(0.3), Dense(4, 2, bias=False),
+              Sigmoid(), Softmax()]
+    model = Sequential(*layers, device=backend, dtype="float64", seed=0)
+    for layer in model.layers:
+        built = {k: tuple(p.value.shape) for k, p in layer.named_parameters().items()}
+        built.update({k: tuple(b.shape) for k, b in layer.buffers().items()})
+        assert layer.state_shapes() == built
+
+    class Custom(L.Layer):
+        def _build(self, rng):
+            self.add_parameter("w", np.zeros(2))
+
+    assert Custom().state_shapes() is None  # cannot know without building: not checked

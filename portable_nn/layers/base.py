@@ -145,6 +145,13 @@ class Layer:
     def get_config(self) -> dict:
         return {}
 
+    def state_shapes(self):
+        """``{name: shape}`` of the parameters and buffers that building will create, known from
+        the configuration alone (``None`` when the layer cannot say: a user's layer that builds
+        state without declaring it). Checkpoint loading compares it with the stored arrays before
+        it builds anything, so a doctored header cannot make it allocate a huge layer."""
+        return {} if type(self)._build is Layer._build else None
+
     def output_shape(self, input_shape):
         """Shape of the output for an input of ``input_shape`` (batch dimension as ``None``)."""
         return input_shape

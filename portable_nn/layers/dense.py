@@ -37,11 +37,18 @@ class Dense(Layer):
         self.regularizer = regularizers.get(regularizer)
         self._cache_x = None
 
-    def _build(self, rng):
-        shape = (self.in_features, self.out_features)
-        self.add_parameter("weight", self.init(shape, rng), regularizer=self.regularizer)
+    def state_shapes(self):
+        shapes = {"weight": (self.in_features, self.out_features)}
         if self.use_bias:
-            self.add_parameter("bias", self.bias_init((self.out_features,), rng))
+            shapes["bias"] = (self.out_features,)
+        return shapes
+
+    def _build(self, rng):
+        shapes = self.state_shapes()
+        self.add_parameter("weight", self.init(shapes["weight"], rng),
+                           regularizer=self.regularizer)
+        if self.use_bias:
+            self.add_parameter("bias", self.bias_init(shapes["bias"], rng))
         else:
             self.bias = None
 

@@ -34,6 +34,9 @@ class Dropout(Layer):
         self._cache_mask = None
         self._cache_shape = None
 
+    def state_shapes(self):
+        return {}  # only a generator, no arrays
+
     def _build(self, rng):
         self._seed = int(rng.integers(2**31))
         self._moves = 0

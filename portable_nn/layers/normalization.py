@@ -46,6 +46,9 @@ class BatchNorm(Layer):
         self._cache_inv_std = None
         self._cache_training = None
 
+    def state_shapes(self):
+        return dict.fromkeys(("gamma", "beta", "running_mean", "running_var"), (self.features,))
+
     def _build(self, rng):
         shape = (self.features,)
         self.add_parameter("gamma", initializers.Ones()(shape, rng))
