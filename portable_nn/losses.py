@@ -19,8 +19,20 @@ __all__ = ["L2", "MSE", "BinaryCrossEntropy", "CrossEntropy", "Loss", "get"]
 _EPS = 1e-7
 
 
+_KIND: dict = {}  # (dtype, kind) -> xp.isdtype(dtype, kind), which costs microseconds a call
+
+
+def _is_kind(xp, dtype, kind):
+    # the dtype's type first: dtypes of two libraries are then never compared (strict warns)
+    key = (type(dtype), dtype, kind)
+    answer = _KIND.get(key)
+    if answer is None:
+        answer = _KIND[key] = bool(xp.isdtype(dtype, kind))
+    return answer
+
+
 def _check_pred(xp, loss, pred):
-    if not xp.isdtype(pred.dtype, "real floating"):
+    if not _is_kind(xp, pred.dtype, "real floating"):
         raise TypeError(f"{type(loss).__name__}: pred must be a floating-point array, got dtype "
                         f"{pred.dtype}")
 
@@ -186,7 +198,7 @@ class CrossEntropy(Loss):
                 f"unit use BinaryCrossEntropy"
             )
         if target.ndim == 1:
-            if not xp.isdtype(target.dtype, "integral"):
+            if not _is_kind(xp, target.dtype, "integral"):
                 raise ValueError(
                     f"CrossEntropy: 1-D targets must be integer class labels, got dtype {target.dtype}"
                 )

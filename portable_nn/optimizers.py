@@ -31,8 +31,6 @@ from __future__ import annotations
 import math
 import weakref
 
-from array_api_compat import is_writeable_array
-
 from . import schedules
 from .backends import backend_of, get_backend, host_array
 from .backends.ops import namespace_of, ops_for
@@ -158,33 +156,31 @@ class Optimizer:
         nothing (``iterations`` does not advance).
         """
         self._check_parameters(parameters)
-        params = [p for p in parameters if p.grad is not None]
-        for p in params:
-            if tuple(p.grad.shape) != tuple(p.value.shape):
+        params, grads = [], []
+        for p in parameters:
+            g = p.grad
+            if g is None:
+                continue
+            if g.shape != p.value.shape:
                 raise ValueError(
-                    f"parameter {p.name!r}: grad has shape {tuple(p.grad.shape)}, but the value "
+                    f"parameter {p.name!r}: grad has shape {tuple(g.shape)}, but the value "
                     f"has shape {tuple(p.value.shape)}"
                 )
+            params.append(p)
+            grads.append(g)
         if not params:
             return
         xp = namespace_of(params[0].value)
+        writeable = ops_for(xp).writeable
         lr = self.current_lr()
-        grads = self._clip(xp, [p.grad for p in params])
+        if self.clipvalue is not None or self.clipnorm is not None:
+            grads = self._clip(xp, grads)
         self.iterations += 1
         wd = self.weight_decay
-        state_of, moves_of = self._state, self._moves
+        slots = self._slot_names()  # none for plain SGD: no per-parameter bookkeeping at all
         for p, g in zip(params, grads):
-            state = state_of.get(p)
-            if state is None:
-                state = state_of[p] = {n: self._init_slot(xp, n, p.value)
-                                       for n in self._slot_names()}
-                moves_of[p] = p.moves
-            elif moves_of.get(p) != p.moves:  # model.to(...) moved p since the state was made
-                backend = backend_of(p.value)
-                for k, v in state.items():
-                    state[k] = backend.asarray(v)
-                moves_of[p] = p.moves
-            inplace = is_writeable_array(p.value)
+            state = self._state_for(xp, p, slots) if slots else None
+            inplace = writeable(p.value)
             if wd and p.weight_decay:
                 if self._decoupled_weight_decay:
                     if inplace:
@@ -194,6 +190,21 @@ class Optimizer:
                 else:
                     g = g + wd * p.value
             self._update(xp, p, g, state, lr, inplace)
+
+    def _state_for(self, xp, p, slots):
+        """``p``'s state arrays, made at its first step and moved along when ``model.to(...)``
+        moved ``p`` since (a parameter never moved, ``moves == 0``, cannot have state from
+        elsewhere, so the common case costs one lookup)."""
+        state = self._state.get(p)
+        if state is None:
+            state = self._state[p] = {n: self._init_slot(xp, n, p.value) for n in slots}
+            self._moves[p] = p.moves
+        elif p.moves and self._moves.get(p) != p.moves:
+            backend = backend_of(p.value)
+            for k, v in state.items():
+                state[k] = backend.asarray(v)
+            self._moves[p] = p.moves
+        return state
 
     def _clip(self, xp, grads):
         if self.clipvalue is not None:

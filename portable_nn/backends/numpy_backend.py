@@ -34,6 +34,10 @@ class NumpyOps(Ops):
         # about ten times slower when half the units are off.
         return np.multiply(g, y > 0)
 
+    def writeable(self, x):
+        # the compat helper's generic checks cost about a microsecond per parameter per step
+        return x.flags.writeable if type(x) is np.ndarray else super().writeable(x)
+
     def relu_inplace(self, x):
         if type(x) is np.ndarray and x.flags.writeable and x.dtype.kind == "f":
             return np.maximum(x, 0.0, out=x)
@@ -52,7 +56,7 @@ class NumpyOps(Ops):
     # above malloc's mmap threshold, the page faults of fresh memory) per gradient per step.
     def matmul_into(self, a, b, out):
         if (type(out) is np.ndarray and out.shape == (a.shape[0], b.shape[1])
-                and out.dtype == np.result_type(a, b) and out.flags.writeable):
+                and out.dtype == a.dtype == b.dtype and out.flags.writeable):
             return np.matmul(a, b, out=out)
         return np.matmul(a, b)
 

@@ -27,6 +27,10 @@ class Ops:
     def __repr__(self):
         return f"{type(self).__name__}({getattr(self.xp, '__name__', self.xp)!r})"
 
+    def writeable(self, x):
+        """Whether ``x`` can be updated in place (``array_api_compat.is_writeable_array``)."""
+        return is_writeable_array(x)
+
     def relu(self, x):
         """``max(x, 0)``."""
         return self.xp.maximum(x, 0.0)

@@ -54,10 +54,12 @@ class Dense(Layer):
 
     def forward(self, x, training=False):
         self._require_built()
-        if not hasattr(x, "ndim"):
+        try:
+            ndim = x.ndim
+        except AttributeError:
             raise TypeError(f"Dense.forward expects an array of the layer's backend, got "
-                            f"{type(x).__name__}; convert it with layer.backend.asarray(x)")
-        if x.ndim != 2 or x.shape[1] != self.in_features:
+                            f"{type(x).__name__}; convert it with layer.backend.asarray(x)") from None
+        if ndim != 2 or x.shape[1] != self.in_features:
             raise ValueError(
                 f"Dense({self.in_features}, {self.out_features}) expects input of shape "
                 f"(batch, {self.in_features}), got {tuple(x.shape)}"

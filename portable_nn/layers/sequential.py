@@ -57,6 +57,7 @@ class Sequential:
             layer.build(backend, dtype, rng)
         self.layers = list(layers)
         self.backend = backend
+        self._dtype = backend.dtype(dtype)  # the namespace's dtype object, checked every pass
         self.dtype_name = dtype
         self.seed = seed
         self.optimizer = None  # set by fit(); moved by to()
@@ -98,7 +99,7 @@ class Sequential:
     def _check_dtype(self, x, argname):
         # NumPy would silently promote a float32 model to float64 (or compute on integers), and
         # torch refuses mixed dtypes deep inside a matmul: say it here, naming the argument
-        if x.dtype != self.dtype:
+        if x.dtype != self._dtype:
             raise TypeError(
                 f"{argname} has dtype {x.dtype}, but the model computes in {self.dtype_name}; "
                 f"convert it with model.backend.asarray({argname}, dtype={self.dtype_name!r}) "
@@ -198,6 +199,7 @@ class Sequential:
         if self.optimizer is not None and hasattr(self.optimizer, "to"):
             self.optimizer.to(backend)
         self.backend = backend
+        self._dtype = backend.dtype(self.dtype_name)
         return self
 
     # description --------------------------------------------------------------------------------
