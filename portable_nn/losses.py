@@ -67,6 +67,8 @@ class Loss:
             ) from None
         _check_pred(xp, self, pred)
         self.validate(xp, pred, target)
+        if pred.shape[0] == 0:
+            raise ValueError(f"{type(self).__name__}: pred has no rows (an empty batch)")
         return self._forward(xp, pred, target)
 
     def validate(self, xp, pred, target, check_values=True):

@@ -147,6 +147,14 @@ def test_dtype_mismatches_and_mixed_libraries_raise_type_errors(backend):
             MSE().forward(pred, np.zeros((4, 3), dtype=np.float32))
 
 
+def test_an_empty_batch_is_refused(backend):
+    empty = backend.asarray(np.zeros((0, 3)), dtype="float32")
+    for loss, target in ((MSE(), empty), (L2(), empty), (BinaryCrossEntropy(), empty),
+                         (CrossEntropy(), backend.asarray(np.zeros(0, dtype=np.int64)))):
+        with pytest.raises(ValueError, match="no rows"):
+            loss.forward(empty, target)
+
+
 def test_cross_entropy_refuses_a_single_output(backend):
     pred = backend.asarray(np.zeros((4, 1)), dtype="float32")
     with pytest.raises(ValueError, match="at least 2 outputs.*BinaryCrossEntropy"):
