@@ -290,6 +290,8 @@ class TerminateOnNaN(Callback):
         self._epoch = epoch
         self._pending = []
         self._first = 0
+        # let the last epoch's snapshot go first: two alive at once would double its memory
+        self._weights = self._opt_state = None
         self._weights = model.get_weights()
         opt = model.optimizer
         self._opt_state = opt.state_dict(model.parameters()) if opt is not None else None

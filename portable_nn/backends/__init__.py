@@ -302,9 +302,13 @@ def device_report() -> str:
 
     lines = [f"portable_nn device report (Python {platform.python_version()})", "libraries:"]
     lines += _versions()
-    lines.append("devices:")
-    for device in ("cpu", "cuda", "auto", "array_api_strict", "array_api_strict:device1",
-                   "torch:cpu", "torch:cuda"):
+    lines.append("devices (aliases: numpy = cpu, cupy = cuda, cupy:N = cuda:N):")
+    devices = ["cpu", "cuda", "auto", "array_api_strict", "array_api_strict:device1",
+               "torch:cpu", "torch:cuda"]
+    # every further GPU by index, where there is more than one
+    extra = [d for d in available_devices() if d.startswith("cuda:") and d != "cuda:0"]
+    devices[2:2] = extra
+    for device in devices:
         backend, reason = _probe(device)
         if backend is None:
             lines.append(f"  {device:<26} unusable: {reason}")

@@ -59,3 +59,9 @@ class TorchBackend(Backend):
     def synchronize(self):
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
+
+    def describe(self):
+        if self.device.type != "cuda":
+            return self.device_string
+        props = torch.cuda.get_device_properties(self.device)
+        return f"{self.device_string} ({props.name}, {props.total_memory / 2**30:.1f} GiB)"
