@@ -207,7 +207,7 @@ class CrossEntropy(Loss):
             if target.shape[0] != n:
                 raise ValueError(f"CrossEntropy: {target.shape[0]} labels for {n} predictions")
             if check_values and n > 0:
-                lo, hi = int(xp.min(target)), int(xp.max(target))
+                lo, hi = ops_for(xp).value_range(target)
                 if lo < 0 or hi >= k:
                     raise ValueError(
                         f"CrossEntropy: class labels must be in [0, {k - 1}] for {k} outputs, "

@@ -124,6 +124,14 @@ def test_into_fast_paths_match_generic_and_reuse_out(rng, dtype):
     assert fast.sum_rows_into(b, np.empty(5, dtype=dtype)).shape == (4,)
 
 
+def test_value_range_fast_path_matches_generic(rng):
+    _, fast, generic = _numpy_pair()
+    for labels in (rng.integers(-3, 9, size=17), np.array([4]), rng.integers(0, 2, size=(3, 5))):
+        got = fast.value_range(labels)
+        assert got == generic.value_range(labels) == (int(labels.min()), int(labels.max()))
+        assert all(type(v) is int for v in got)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_reductions_fast_path_match_generic(rng, dtype):
     _, fast, generic = _numpy_pair()

@@ -38,6 +38,9 @@ class NumpyOps(Ops):
         # the compat helper's generic checks cost about a microsecond per parameter per step
         return x.flags.writeable if type(x) is np.ndarray else super().writeable(x)
 
+    def value_range(self, x):
+        return int(np.minimum.reduce(x, axis=None)), int(np.maximum.reduce(x, axis=None))
+
     def relu_inplace(self, x):
         if type(x) is np.ndarray and x.flags.writeable and x.dtype.kind == "f":
             return np.maximum(x, 0.0, out=x)

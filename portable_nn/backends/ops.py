@@ -31,6 +31,10 @@ class Ops:
         """Whether ``x`` can be updated in place (``array_api_compat.is_writeable_array``)."""
         return is_writeable_array(x)
 
+    def value_range(self, x):
+        """``(min, max)`` of the integer array ``x`` as Python ints (one host sync each)."""
+        return int(self.xp.min(x)), int(self.xp.max(x))
+
     def relu(self, x):
         """``max(x, 0)``."""
         return self.xp.maximum(x, 0.0)
