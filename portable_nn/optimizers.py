@@ -115,9 +115,7 @@ class Optimizer:
         self.weight_decay = _non_negative(weight_decay, "weight_decay")
         self.clipnorm = _optional_positive(clipnorm, "clipnorm")
         self.clipvalue = _optional_positive(clipvalue, "clipvalue")
-        self.iterations = 0
-        self._state = weakref.WeakKeyDictionary()
-        self._moves = weakref.WeakKeyDictionary()  # Parameter.moves when its state was placed
+        self.reset()
 
     # learning rate ------------------------------------------------------------------------------
     @property
