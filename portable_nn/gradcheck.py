@@ -14,6 +14,7 @@ tensor is ``‖analytic − numeric‖ / max(‖analytic‖, ‖numeric‖, 1e-1
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 
 from array_api_compat import array_namespace
@@ -105,6 +106,12 @@ def gradcheck(obj, x, target=None, *, loss=None, eps=1e-6, seed=0, check_input=T
         dtype = getattr(obj, "dtype_name", None) or obj.backend.dtype_name(obj.dtype)
         x = _on_backend(obj.backend, x, dtype)
         target = _on_backend(obj.backend, target, dtype)
+    if hasattr(x, "dtype") and backend_of(x).dtype_name(x.dtype) == "float32":
+        warnings.warn(
+            "gradcheck in float32: central differences with eps=1e-6 are dominated by rounding, "
+            "so even a correct gradient fails; build the layer or model with dtype='float64'",
+            stacklevel=2,
+        )
     layers = _layers_of(obj)
     saved_buffers = [dict(layer._buffers) for layer in layers]
     try:

@@ -104,6 +104,21 @@ def test_gradcheck_result_is_false_for_a_wrong_gradient():
         pnn.gradcheck(layer, np.ones((2, 3)), tol=0)
 
 
+def test_gradcheck_warns_in_float32(backend):
+    layer = pnn.layers.Tanh().build(backend, "float32")
+    with pytest.warns(UserWarning, match="float32.*dtype='float64'"):
+        pnn.gradcheck(layer, np.ones((2, 3)))
+    loss = pnn.losses.MSE()
+    with pytest.warns(UserWarning, match="float32"):
+        pnn.gradcheck(loss, backend.asarray(np.ones((2, 3)), dtype="float32"),
+                      target=backend.asarray(np.zeros((2, 3)), dtype="float32"))
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert pnn.gradcheck(pnn.layers.Tanh().build(backend, "float64"), np.ones((2, 3)))
+
+
 def test_gradcheck_leaves_buffers_as_they_were(backend, rng):
     """Training-mode forwards update BatchNorm's running statistics; a check must not."""
     # Tanh before BatchNorm: a bias right before it has a gradient of exactly 0, whose relative
