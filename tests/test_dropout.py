@@ -68,6 +68,29 @@ def test_gradient_flows_only_through_kept_units(backend):
     assert layer.backward(g, need_input_grad=False) is None
 
 
+def test_gradcheck_float64_with_the_mask_held_fixed(backend):
+    """Training-mode Dropout draws a new mask every forward, which central differences cannot
+    follow; with the generator replaced by one that repeats a single mask, the layer is a fixed
+    function and gradcheck must pass (and a mask applied without the 1/(1-p) scale must not)."""
+    layer = Dropout(0.4).build(backend, "float64", seed=1)
+    mask = layer._gen.bernoulli((3, 5), 0.6, dtype="float64")
+    assert 0.0 < float(backend.xp.sum(mask)) < 15.0
+
+    class Frozen:
+        def bernoulli(self, shape, p, dtype="float32"):
+            return mask
+
+    layer._gen = Frozen()
+    x = np.random.default_rng(3).normal(size=(3, 5))
+    result = pnn.gradcheck(layer, x, training=True)
+    assert result and result.max_error < 1e-6, result
+
+    broken = Dropout(0.4).build(backend, "float64", seed=1)
+    broken._gen = Frozen()
+    broken.backward = lambda g, need_input_grad=True: g * mask  # forgets the 1/(1-p) scale
+    assert not pnn.gradcheck(broken, x, training=True)
+
+
 def test_backward_errors(backend):
     layer = Dropout(0.5).build(backend, "float64", seed=0)
     with pytest.raises(RuntimeError, match="before forward"):
