@@ -269,15 +269,23 @@ class TerminateOnNaN(Callback):
     the epoch, which were checked finite, sets ``model.stop_training`` and warns with
     ``NonFiniteLossWarning``. At most ``check_every − 1`` batches are wasted after a divergence.
 
+    The rollback costs one copy of the weights and the optimizer state, kept through each epoch
+    (the largest part of ``fit``'s memory beyond the training step itself). ``restore=False``
+    keeps no copy: training still stops at the first non-finite value, but the weights are left
+    as the failing step made them.
+
     Attributes after training: ``stopped_epoch`` and ``stopped_batch`` (``None`` if it did not
     stop). While it is active, ``fit`` silences NumPy's overflow warnings (the divergence they
     announce is reported here instead).
     """
 
-    def __init__(self, check_every=50):
+    def __init__(self, check_every=50, restore=True):
         if isinstance(check_every, bool) or not isinstance(check_every, int) or check_every < 1:
             raise ValueError(f"check_every must be an int >= 1, got {check_every!r}")
+        if not isinstance(restore, bool):
+            raise TypeError(f"restore must be True or False, got {restore!r}")
         self.check_every = check_every
+        self.restore = restore
         self.stopped_epoch = None
         self.stopped_batch = None
 
@@ -292,6 +300,8 @@ class TerminateOnNaN(Callback):
         self._first = 0
         # let the last epoch's snapshot go first: two alive at once would double its memory
         self._weights = self._opt_state = None
+        if not self.restore:
+            return
         self._weights = model.get_weights()
         opt = model.optimizer
         self._opt_state = opt.state_dict(model.parameters()) if opt is not None else None
@@ -329,14 +339,18 @@ class TerminateOnNaN(Callback):
 
     def _stop(self, batch, why):
         model = self.model
-        model.set_weights(self._weights)
-        if self._opt_state is not None:
-            model.optimizer.load_state_dict(self._opt_state, model.parameters())
+        if self.restore:
+            model.set_weights(self._weights)
+            if self._opt_state is not None:
+                model.optimizer.load_state_dict(self._opt_state, model.parameters())
+            done = f"the weights of the start of epoch {self._epoch} restored"
+        else:
+            done = "the weights left as they are (restore=False): they may be non-finite"
         model.stop_training = True
         self.stopped_epoch, self.stopped_batch = self._epoch, batch
         warnings.warn(
             f"TerminateOnNaN: non-finite values at epoch {self._epoch}, batch {batch} ({why}); "
-            f"training stopped and the weights of the start of epoch {self._epoch} restored. "
+            f"training stopped and {done}. "
             "Try a smaller learning rate, gradient clipping (clipnorm=...) or standardised inputs.",
             NonFiniteLossWarning,
             stacklevel=2,

@@ -233,6 +233,30 @@ def test_terminate_on_nan_restores_optimizer_state():
             np.testing.assert_array_equal(a[k], b[k])
 
 
+def test_terminate_on_nan_without_restore_keeps_no_snapshot_and_still_stops():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(64, 3))
+    y = X @ np.array([1.0, 2.0, -1.0])
+    model = pnn.Sequential(Dense(3, 1), dtype="float64", seed=0)
+    sched = cb.LearningRateScheduler(lambda epoch, _: 0.01 if epoch == 0 else 1e30)
+    snapshots = []
+
+    class Spy(cb.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            snapshots.append(term._weights)
+
+    term = cb.TerminateOnNaN(check_every=1, restore=False)
+    with pytest.warns(cb.NonFiniteLossWarning, match="restore=False"):
+        hist = model.fit(X, y, loss="mse", optimizer=pnn.optimizers.SGD(0.01), epochs=4,
+                         batch_size=8, verbose=0, callbacks=[sched, term, Spy()])
+    assert hist.epoch == [0] and term.stopped_epoch == 1
+    assert snapshots == [None]  # no copy of the weights was ever kept
+    # and none was put back: the weights are those the exploding steps made
+    assert np.abs(model.state_dict()["0.weight"]).max() > 1e100
+    with pytest.raises(TypeError, match="restore"):
+        cb.TerminateOnNaN(restore=1)
+
+
 def test_learning_rate_scheduler(backend):
     X, y = blobs(20)
     model = classifier(backend)
