@@ -238,12 +238,16 @@ def available_devices() -> list[str]:
         if backend is not None and backend.device_string not in found:
             found.append(backend.device_string)
     if "cuda:0" in found:
-        import cupy
-
-        found[found.index("cuda:0") + 1 : found.index("cuda:0") + 1] = [
-            f"cuda:{i}" for i in range(1, cupy.cuda.runtime.getDeviceCount())
-        ]
+        at = found.index("cuda:0") + 1
+        found[at:at] = _further_gpus()
     return found
+
+
+def _further_gpus() -> list[str]:
+    """``cuda:1`` ... for every GPU past the first (call only when ``cuda`` is usable)."""
+    import cupy
+
+    return [f"cuda:{i}" for i in range(1, cupy.cuda.runtime.getDeviceCount())]
 
 
 def backend_of(x) -> Backend:
@@ -303,12 +307,9 @@ def device_report() -> str:
     lines = [f"portable_nn device report (Python {platform.python_version()})", "libraries:"]
     lines += _versions()
     lines.append("devices (aliases: numpy = cpu, cupy = cuda, cupy:N = cuda:N):")
-    devices = ["cpu", "cuda", "auto", "array_api_strict", "array_api_strict:device1",
-               "torch:cpu", "torch:cuda"]
-    # every further GPU by index, where there is more than one
-    extra = [d for d in available_devices() if d.startswith("cuda:") and d != "cuda:0"]
-    devices[2:2] = extra
-    for device in devices:
+    gpus = _further_gpus() if _probe("cuda")[0] is not None else []  # each past the first
+    for device in ("cpu", "cuda", *gpus, "auto", "array_api_strict", "array_api_strict:device1",
+                   "torch:cpu", "torch:cuda"):
         backend, reason = _probe(device)
         if backend is None:
             lines.append(f"  {device:<26} unusable: {reason}")

@@ -67,7 +67,7 @@ class NumpyOps(Ops):
         if (type(out) is np.ndarray and out.shape == g.shape[1:] and out.dtype == g.dtype
                 and out.flags.writeable):
             return np.add.reduce(g, axis=0, out=out)
-        return np.add.reduce(g, axis=0)
+        return self.bias_grad(g)
 
     def sum_of_squares(self, d):
         return np.add.reduce(np.multiply(d, d), axis=None)
