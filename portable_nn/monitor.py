@@ -53,8 +53,7 @@ def activation_stats(model, x):
     try:
         _, stats = _forward_stats(model, x)
     finally:
-        for layer in model.layers:
-            layer.clear_cache()
+        model.clear_cache()
     return [(name, float(m), float(s)) for name, (m, s) in zip(_layer_names(model), stats)]
 
 
@@ -115,8 +114,7 @@ class Monitor(Callback):
         finally:
             for k, p in named.items():
                 p.grad = saved[k]
-            for layer in model.layers:
-                layer.clear_cache()
+            model.clear_cache()
         self.records.append(record)
         self._check(record)
 

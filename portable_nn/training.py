@@ -256,12 +256,6 @@ def _features(model, X, argname="X"):
     return arr, on_dev
 
 
-def _clear_caches(model):
-    """Drop what forward cached for backward (it holds device memory)."""
-    for layer in model.layers:
-        layer.clear_cache()
-
-
 def _output_width(model, X, on_dev, argname="X"):
     """Run one row through the model (inference mode) to learn the output width; this also checks
     that X has the number of features the first layer expects."""
@@ -271,7 +265,7 @@ def _output_width(model, X, on_dev, argname="X"):
     except ValueError as exc:
         raise ValueError(f"{argname} does not fit the model: {exc}") from None
     finally:
-        _clear_caches(model)
+        model.clear_cache()
     if out.ndim != 2:
         raise ValueError(f"the model's output must be 2-D (samples, outputs), got {out.ndim}-D")
     return out.shape[1]
@@ -369,7 +363,7 @@ def _check_metrics(model, metric_fns, data):
     try:
         pred = model.forward(xb, training=False)
     finally:
-        _clear_caches(model)
+        model.clear_cache()
     for name, fn in metric_fns:
         try:
             fn(tb, pred)
@@ -423,7 +417,7 @@ def _evaluate_data(model, data, loss, metric_fns, batch_size):
                 preds.append(pred)
                 targets.append(tb)
     finally:
-        _clear_caches(model)
+        model.clear_cache()
     penalty = _penalty_fn(model)
     out = {"loss": float(total) / data.n + (float(penalty()) if penalty else 0.0)}
     if metric_fns:
@@ -567,7 +561,7 @@ def fit(model, X, y, *, loss=None, optimizer=None, epochs=1, batch_size=32, shuf
                 if model.stop_training:
                     break
         finally:
-            _clear_caches(model)
+            model.clear_cache()
             for cb in started:
                 cb.on_train_end()
     return history
@@ -604,7 +598,7 @@ def predict(model, X, batch_size=None):
             except ValueError as exc:
                 raise ValueError(f"X does not fit the model: {exc}") from None
     finally:
-        _clear_caches(model)
+        model.clear_cache()
     out = outs[0] if len(outs) == 1 else model.xp.concat(outs, axis=0)
     if x_dev:
         return out

@@ -8,6 +8,7 @@ import pytest
 import portable_nn as pnn
 from portable_nn.layers import (
     Dense,
+    Dropout,
     Identity,
     LeakyReLU,
     ReLU,
@@ -103,11 +104,21 @@ def test_sequential_in_place_chain_equals_the_layers_called_one_by_one(backend, 
     x0, g0 = to_np(x).copy(), to_np(g).copy()
     for _ in range(2):  # the second round runs over the gradient buffers of the first
         y = chained.forward(x, training=True)
-        gx = chained.backward(g)
         h = x
         for layer in plain.layers:
             h = layer.forward(h, training=True)
         np.testing.assert_array_equal(to_np(y), to_np(h))
+        # what backward will use is still what forward produced: the first ReLU's output
+        # (written over the first Dense's) is the second Dense's cached input, as in the plain
+        # chain
+        h1 = to_np(plain.layers[2]._cache)
+        np.testing.assert_array_equal(to_np(chained.layers[3]._cache_x), h1)
+        np.testing.assert_array_equal(to_np(chained.layers[2]._cache), h1)
+        s = chained.state_dict()
+        np.testing.assert_allclose(h1, np.maximum(np.maximum(x0, 0) @ s["1.weight"] + s["1.bias"],
+                                                  0.0),
+                                   rtol=1e-12, atol=1e-15)
+        gx = chained.backward(g)
         gh = g
         for layer in reversed(plain.layers):
             gh = layer.backward(gh)
@@ -116,15 +127,43 @@ def test_sequential_in_place_chain_equals_the_layers_called_one_by_one(backend, 
             np.testing.assert_array_equal(to_np(p.grad), to_np(q.grad))
         np.testing.assert_array_equal(to_np(x), x0)
         np.testing.assert_array_equal(to_np(g), g0)
-        # what backward used is still what forward produced: the first ReLU's output (written
-        # over the first Dense's) is the second Dense's cached input, as in the plain chain
-        h1 = to_np(plain.layers[2]._cache)
-        np.testing.assert_array_equal(to_np(chained.layers[3]._cache_x), h1)
-        np.testing.assert_array_equal(to_np(chained.layers[2]._cache), h1)
-        s = chained.state_dict()
-        np.testing.assert_allclose(h1, np.maximum(np.maximum(x0, 0) @ s["1.weight"] + s["1.bias"],
-                                                  0.0),
-                                   rtol=1e-12, atol=1e-15)
+
+
+def test_sequential_backward_frees_the_activations_and_retain_cache_keeps_them(backend, rng):
+    """Like torch's graph, the activations forward cached are freed by backward (one forward,
+    one backward); retain_cache=True keeps them, and a second backward then gives the same
+    gradients. Without a forward, backward says what is missing, before any gradient is set."""
+    model = Sequential(Dense(3, 5), ReLU(), Dropout(0.0), Dense(5, 2), device=backend,
+                       dtype="float64", seed=1)
+    x = backend.asarray(rng.normal(size=(4, 3)), dtype="float64")
+    g = backend.asarray(rng.normal(size=(4, 2)), dtype="float64")
+    with pytest.raises(RuntimeError, match="called before forward"):
+        model.backward(g)
+    assert all(p.grad is None for p in model.parameters())
+    model.forward(x, training=True)
+    first = to_np(model.backward(g, retain_cache=True))
+    grads = [to_np(p.grad).copy() for p in model.parameters()]
+    assert model.layers[3]._cache_x is not None
+    second = to_np(model.backward(g))
+    np.testing.assert_array_equal(second, first)
+    for p, before in zip(model.parameters(), grads):
+        np.testing.assert_array_equal(to_np(p.grad), before)
+    for layer in model.layers:
+        assert all(v is None for k, v in vars(layer).items() if k.startswith("_cache")), layer
+    with pytest.raises(RuntimeError, match="retain_cache=True"):
+        model.backward(g)
+    with pytest.raises(TypeError, match="retain_cache"):
+        model.backward(g, retain_cache=1)
+    model.forward(x, training=True)  # a new forward allows a new backward
+    np.testing.assert_array_equal(to_np(model.backward(g)), first)
+
+
+def test_clear_cache_finds_a_cache_attribute_a_layer_adds_late(backend):
+    layer = Dense(2, 2).build(backend, "float64", seed=0)
+    layer.clear_cache()  # the names are remembered here ...
+    layer._cache_extra = backend.asarray(np.ones(2))  # ... and a new one appears afterwards
+    layer.clear_cache()
+    assert layer._cache_extra is None
 
 
 def test_gradient_arrays_may_be_reused_but_always_hold_the_last_backward(backend, rng):

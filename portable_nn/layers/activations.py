@@ -18,7 +18,7 @@ class _Elementwise(Layer):
 
     def _check_backward(self, grad_out):
         if self._cache is None:
-            raise RuntimeError(f"{type(self).__name__}.backward called before forward")
+            raise self._no_cache()
         if tuple(grad_out.shape) != tuple(self._cache.shape):
             raise ValueError(
                 f"{type(self).__name__}.backward expects grad_out of shape "

@@ -119,10 +119,23 @@ class Layer:
                 total = total + p.regularizer.penalty(p.value)
         return total
 
+    def _no_cache(self):
+        """The error of a backward without the forward pass it needs."""
+        return RuntimeError(
+            f"{type(self).__name__}.backward called before forward (Sequential.backward frees "
+            "what forward cached: pass retain_cache=True to call it twice on one forward pass)")
+
     def clear_cache(self):
-        """Forget what forward cached for backward (it holds device memory)."""
-        for key in [k for k in vars(self) if k.startswith("_cache")]:
-            setattr(self, key, None)
+        """Forget what forward cached for backward (it holds device memory): every attribute
+        whose name starts with ``_cache``. Sequential calls this twice a step, so the names are
+        looked up again only when the layer's set of attributes has changed size."""
+        d = self.__dict__
+        names = d.get("_cleared_names")
+        if names is None or names[0] != len(d):
+            d["_cleared_names"] = None  # present before len(d) is taken
+            names = d["_cleared_names"] = (len(d), tuple(k for k in d if k.startswith("_cache")))
+        for key in names[1]:
+            d[key] = None
 
     def to(self, device):
         """Move parameters and buffers to another backend (through the host if libraries differ)."""

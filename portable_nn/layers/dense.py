@@ -73,7 +73,7 @@ class Dense(Layer):
     def backward(self, grad_out, need_input_grad=True):
         x = self._cache_x
         if x is None:
-            raise RuntimeError("Dense.backward called before forward")
+            raise self._no_cache()
         if tuple(grad_out.shape) != (x.shape[0], self.out_features):
             raise ValueError(
                 f"Dense.backward expects grad_out of shape {(x.shape[0], self.out_features)}, "

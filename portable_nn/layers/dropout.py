@@ -64,7 +64,7 @@ class Dropout(Layer):
 
     def backward(self, grad_out, need_input_grad=True):
         if self._cache_shape is None:
-            raise RuntimeError("Dropout.backward called before forward")
+            raise self._no_cache()
         if tuple(grad_out.shape) != self._cache_shape:
             raise ValueError(
                 f"Dropout.backward expects grad_out of shape {self._cache_shape}, got "

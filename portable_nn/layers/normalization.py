@@ -94,7 +94,7 @@ class BatchNorm(Layer):
     def backward(self, grad_out, need_input_grad=True):
         xhat = self._cache_xhat
         if xhat is None:
-            raise RuntimeError("BatchNorm.backward called before forward")
+            raise self._no_cache()
         if tuple(grad_out.shape) != tuple(xhat.shape):
             raise ValueError(
                 f"BatchNorm.backward expects grad_out of shape {tuple(xhat.shape)}, got "

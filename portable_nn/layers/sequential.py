@@ -87,6 +87,9 @@ class Sequential:
         """Output of the network for a batch ``x`` (an array of the model's backend)."""
         check_array(self.backend, x, "x")
         self._check_dtype(x, "x")
+        # let go of the last pass's caches first: otherwise layer i+1 still holds the previous
+        # batch's activation while layer i allocates the new one, and the peak holds both
+        self.clear_cache()
         owned = False  # x is the caller's: no layer may write over it
         for layer in self.layers:
             x = (layer.forward_inplace(x, training=training) if owned
@@ -106,19 +109,32 @@ class Sequential:
                 f"(fit, evaluate and predict convert host data themselves)"
             )
 
-    def backward(self, grad, need_input_grad=True):
+    def backward(self, grad, need_input_grad=True, retain_cache=False):
         """Propagate ``dL/d(output)`` back through the layers; sets every ``p.grad`` and returns
         ``dL/d(input)`` (``None`` with ``need_input_grad=False``, which skips the first layer's
-        largest matrix product)."""
+        largest matrix product).
+
+        Each layer's cached activations are freed as soon as its backward has used them, as
+        PyTorch frees the graph, so one forward allows one backward; ``retain_cache=True`` keeps
+        them for another backward on the same forward pass."""
         check_array(self.backend, grad, "grad")
         self._check_dtype(grad, "grad")
+        if not isinstance(retain_cache, bool):
+            raise TypeError(f"retain_cache must be True or False, got {retain_cache!r}")
         owned = False  # grad is the caller's (the loss's): no layer may write over it
         for i in range(len(self.layers) - 1, -1, -1):
             layer, need = self.layers[i], need_input_grad or i > 0
             grad = (layer.backward_inplace(grad, need_input_grad=need) if owned
                     else layer.backward(grad, need_input_grad=need))
             owned = layer.owns_input_grad
+            if not retain_cache:
+                layer.clear_cache()  # its activations are not needed again: free them now
         return grad
+
+    def clear_cache(self):
+        """Forget what the last forward cached for backward (it holds device memory)."""
+        for layer in self.layers:
+            layer.clear_cache()
 
     # parameters and state -----------------------------------------------------------------------
     def parameters(self):
@@ -194,6 +210,7 @@ class Sequential:
         backend = get_backend(device)
         if backend == self.backend:
             return self
+        self.clear_cache()
         for layer in self.layers:
             layer.to(backend)
         if self.optimizer is not None and hasattr(self.optimizer, "to"):
