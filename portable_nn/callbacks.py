@@ -258,28 +258,29 @@ class LearningRateScheduler(Callback):
 
 
 class TerminateOnNaN(Callback):
-    """Stop training when the loss or the parameters become NaN or infinite, and roll back.
+    """Stop training when the loss or the parameters become NaN or infinite.
 
-    ``fit`` adds one by default (pass your own instance to change ``check_every``). Checking needs
-    a device-to-host sync, so it is not done every batch: the batch losses are kept on the device
-    and their sum is checked every ``check_every`` batches and at the last batch of each epoch,
-    where the parameters are checked too (an update can break them after the last loss was
-    computed). Only when the sum is not finite are the individual losses looked at, to name the
-    first bad batch. On a failure it restores the weights (and optimizer state) of the start of
-    the epoch, which were checked finite, sets ``model.stop_training`` and warns with
-    ``NonFiniteLossWarning``. At most ``check_every − 1`` batches are wasted after a divergence.
+    ``fit`` adds one by default (pass your own instance to change ``check_every`` or
+    ``restore``). Checking needs a device-to-host sync, so it is not done every batch: the batch
+    losses are kept on the device and their sum is checked every ``check_every`` batches and at
+    the last batch of each epoch, where the parameters are checked too (an update can break them
+    after the last loss was computed). Only when the sum is not finite are the individual losses
+    looked at, to name the first bad batch. On a failure it sets ``model.stop_training`` and
+    warns with ``NonFiniteLossWarning``. At most ``check_every − 1`` batches are wasted after a
+    divergence.
 
-    The rollback costs one copy of the weights and the optimizer state, kept through each epoch
-    (the largest part of ``fit``'s memory beyond the training step itself). ``restore=False``
-    keeps no copy: training still stops at the first non-finite value, but the weights are left
-    as the failing step made them.
+    ``restore=False`` (the default, as in Keras) leaves the weights as the failing step made
+    them: they may be non-finite. ``restore=True`` rolls back to the weights and optimizer state
+    of the start of the failing epoch, which were checked finite; that costs one copy of the
+    weights and the optimizer state, kept through every epoch (more memory than the training
+    step itself needs beyond the weights: with Adam, three times the weights).
 
     Attributes after training: ``stopped_epoch`` and ``stopped_batch`` (``None`` if it did not
     stop). While it is active, ``fit`` silences NumPy's overflow warnings (the divergence they
     announce is reported here instead).
     """
 
-    def __init__(self, check_every=50, restore=True):
+    def __init__(self, check_every=50, restore=False):
         if isinstance(check_every, bool) or not isinstance(check_every, int) or check_every < 1:
             raise ValueError(f"check_every must be an int >= 1, got {check_every!r}")
         if not isinstance(restore, bool):

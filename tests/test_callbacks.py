@@ -156,15 +156,15 @@ def test_early_stopping_warns_on_missing_key_and_validates():
             cb.EarlyStopping(**kwargs)
 
 
-def test_terminate_on_nan_stops_and_leaves_finite_weights(backend):
+def test_terminate_on_nan_with_restore_stops_and_leaves_finite_weights(backend):
     rng = np.random.default_rng(0)
     X = rng.normal(size=(64, 3))
     y = X @ np.array([1.0, 2.0, -1.0])
     model = pnn.Sequential(Dense(3, 4), Dense(4, 1), device=backend, seed=0)
     initial = model.state_dict()
-    with pytest.warns(cb.NonFiniteLossWarning, match="epoch 0, batch"):
+    with pytest.warns(cb.NonFiniteLossWarning, match="epoch 0, batch .*restored"):
         hist = model.fit(X, y, loss="mse", optimizer=pnn.optimizers.SGD(1e6), epochs=5,
-                         batch_size=8, verbose=0)
+                         batch_size=8, verbose=0, callbacks=[cb.TerminateOnNaN(restore=True)])
     assert model.stop_training and hist.epoch == [] and hist.history == {}
     state = model.state_dict()
     for k in initial:                       # rolled back to the start of the bad epoch
@@ -183,7 +183,7 @@ def test_terminate_on_nan_names_the_first_bad_batch_and_keeps_good_epochs():
         lr = pnn.optimizers.SGD(0.01)
         # a sane first epoch, then an exploding rate from epoch 1 on
         sched = cb.LearningRateScheduler(lambda epoch, _: 0.01 if epoch == 0 else 1e30)
-        term = cb.TerminateOnNaN(check_every=check_every)
+        term = cb.TerminateOnNaN(check_every=check_every, restore=True)
         rec = Recorder()
         with pytest.warns(cb.NonFiniteLossWarning):
             hist = model.fit(X, y, loss="mse", optimizer=lr, epochs=4, batch_size=8, verbose=0,
@@ -197,7 +197,7 @@ def test_terminate_on_nan_names_the_first_bad_batch_and_keeps_good_epochs():
 
 def test_terminate_on_nan_checks_parameters_at_epoch_end():
     model = classifier()
-    term = cb.TerminateOnNaN()
+    term = cb.TerminateOnNaN(restore=True)
     term.set_model(model)
     term.set_params({"steps": 2})
     term.on_train_begin()
@@ -222,7 +222,7 @@ def test_terminate_on_nan_restores_optimizer_state():
     model.fit(X, y, loss="mse", optimizer=opt, epochs=1, batch_size=8, verbose=0)
     saved = opt.state_dict(model.parameters())
     opt.learning_rate = 1e100
-    term = cb.TerminateOnNaN()
+    term = cb.TerminateOnNaN(restore=True)
     with pytest.warns(cb.NonFiniteLossWarning):
         model.fit(X, y, epochs=2, batch_size=8, verbose=0, callbacks=[term])
     assert term.stopped_epoch == 0
@@ -245,7 +245,7 @@ def test_terminate_on_nan_without_restore_keeps_no_snapshot_and_still_stops():
         def on_epoch_end(self, epoch, logs=None):
             snapshots.append(term._weights)
 
-    term = cb.TerminateOnNaN(check_every=1, restore=False)
+    term = cb.TerminateOnNaN(check_every=1)  # restore=False is the default
     with pytest.warns(cb.NonFiniteLossWarning, match="restore=False"):
         hist = model.fit(X, y, loss="mse", optimizer=pnn.optimizers.SGD(0.01), epochs=4,
                          batch_size=8, verbose=0, callbacks=[sched, term, Spy()])
@@ -255,6 +255,22 @@ def test_terminate_on_nan_without_restore_keeps_no_snapshot_and_still_stops():
     assert np.abs(model.state_dict()["0.weight"]).max() > 1e100
     with pytest.raises(TypeError, match="restore"):
         cb.TerminateOnNaN(restore=1)
+
+
+def test_the_terminate_on_nan_fit_adds_stops_without_rolling_back():
+    """fit's own guard is the Keras one: it stops and names the batch, and keeps no copy of the
+    weights to roll back to (a rollback would leave the finite weights of epoch 1's start)."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(64, 3))
+    y = X @ np.array([1.0, 2.0, -1.0])
+    model = pnn.Sequential(Dense(3, 1), dtype="float64", seed=0)
+    sched = cb.LearningRateScheduler(lambda epoch, _: 0.01 if epoch == 0 else 1e30)
+    with pytest.warns(cb.NonFiniteLossWarning, match=r"epoch 1, batch \d+ .*restore=False"):
+        hist = model.fit(X, y, loss="mse", optimizer=pnn.optimizers.SGD(0.01), epochs=4,
+                         batch_size=8, verbose=0, callbacks=[sched])
+    assert hist.epoch == [0] and model.stop_training
+    w = model.state_dict()["0.weight"]
+    assert not np.all(np.isfinite(w)) or np.abs(w).max() > 1e100
 
 
 def test_learning_rate_scheduler(backend):
