@@ -158,6 +158,30 @@ def test_sequential_backward_frees_the_activations_and_retain_cache_keeps_them(b
     np.testing.assert_array_equal(to_np(model.backward(g)), first)
 
 
+def test_a_second_forward_frees_the_first_ones_activations_before_making_new_ones(rng):
+    """Without a backward in between (evaluation, predict), Sequential.forward must let go of the
+    last pass's activations before the first layer runs: otherwise the peak holds both."""
+    import weakref
+
+    seen = []
+
+    class Probe(Identity):
+        def forward(self, x, training=False):
+            seen.append(old() if old is not None else "first pass")
+            return super().forward(x, training)
+
+    model = Sequential(Probe(), Dense(3, 8), ReLU(), Dense(8, 2), seed=0)
+    x = np.asarray(rng.normal(size=(5, 3)), dtype="float32")
+    old = None
+    model.forward(x)
+    old = weakref.ref(model.layers[3]._cache_x)  # the ReLU's output, held only by caches
+    model.forward(x)
+    assert seen == ["first pass", None]
+    old = weakref.ref(model.layers[3]._cache_x)
+    model.backward(np.ones((5, 2), dtype="float32"))
+    assert old() is None  # backward freed it too
+
+
 def test_clear_cache_finds_a_cache_attribute_a_layer_adds_late(backend):
     layer = Dense(2, 2).build(backend, "float64", seed=0)
     layer.clear_cache()  # the names are remembered here ...

@@ -62,6 +62,7 @@ class Sequential:
         self.seed = seed
         self.optimizer = None  # set by fit(); moved by to()
         self.history = None
+        self._holds_activations = False  # a forward pass's caches are held for backward
 
     # properties ---------------------------------------------------------------------------------
     @property
@@ -88,13 +89,16 @@ class Sequential:
         check_array(self.backend, x, "x")
         self._check_dtype(x, "x")
         # let go of the last pass's caches first: otherwise layer i+1 still holds the previous
-        # batch's activation while layer i allocates the new one, and the peak holds both
-        self.clear_cache()
+        # batch's activation while layer i allocates the new one, and the peak holds both (after
+        # a backward there is nothing left to free)
+        if self._holds_activations:
+            self.clear_cache()
         owned = False  # x is the caller's: no layer may write over it
         for layer in self.layers:
             x = (layer.forward_inplace(x, training=training) if owned
                  else layer.forward(x, training=training))
             owned = layer.owns_output
+        self._holds_activations = True
         return x
 
     __call__ = forward
@@ -129,12 +133,14 @@ class Sequential:
             owned = layer.owns_input_grad
             if not retain_cache:
                 layer.clear_cache()  # its activations are not needed again: free them now
+        self._holds_activations = retain_cache
         return grad
 
     def clear_cache(self):
         """Forget what the last forward cached for backward (it holds device memory)."""
         for layer in self.layers:
             layer.clear_cache()
+        self._holds_activations = False
 
     # parameters and state -----------------------------------------------------------------------
     def parameters(self):
