@@ -501,16 +501,28 @@ def measure_memory(names, device, quick, threads):
 
 # ---------------------------------------------------------------------------------------------
 # targets and report
-def targets(results, device):
-    """The issue's targets (CPU, NumPy backend), checked for the low-level loop and for fit."""
-    if device != "cpu":
-        return []
+def targets(results, device, memory=None):
+    """The issue's targets, checked for the low-level loop and for fit: speed on the CPU (NumPy
+    backend) or the GPU (CuPy at batch 4096 against torch CUDA), and peak memory against the
+    reference's wherever both were measured (the MLP cases; the tiny net's is below a page).
+    ``memory``: ``{contender: {config: MiB}}`` from `measure_memory`."""
+    memory = memory or {}
     checks = []
     for cfg_name, res in results.items():
         b = int(cfg_name.rsplit("-b", 1)[1])
         for lib in ("pnn.loop", "pnn.fit"):
             r = res.get(lib)
             if r is None:
+                continue
+            mine, ref = memory.get(lib, {}).get(cfg_name), memory.get("reference", {}).get(cfg_name)
+            if lib == "pnn.fit" and not cfg_name.startswith("tiny") and mine is not None \
+                    and ref:
+                checks.append((cfg_name, lib, "peak memory <= 1.2x reference", mine / ref, 1.2,
+                               mine / ref <= 1.2))
+            if device != "cpu":
+                if b == 4096 and r.get("vs_torch") is not None:
+                    checks.append((cfg_name, lib, "samples/s >= 1.0x torch", r["vs_torch"], 1.0,
+                                   r["vs_torch"] >= 1.0))
                 continue
             if cfg_name.startswith("tiny"):
                 checks.append((cfg_name, lib, "time per step <= 1.5x reference",
@@ -607,12 +619,12 @@ def main(argv=None):
             f"{n} {r[n]['vs_reference']:.2f}x" for n in names if n != "reference"), flush=True)
     memory = {} if args.no_memory else measure_memory(names, args.device, args.quick, threads)
     load_after = os.getloadavg()
-    checks = targets(results, args.device)
+    checks = targets(results, args.device, memory)
 
     print()
     print(table(results, memory, args.device))
     if checks:
-        print("\ntargets (CPU, NumPy backend):")
+        print(f"\ntargets ({'CPU, NumPy' if args.device == 'cpu' else 'GPU, CuPy'} backend):")
         for c in checks:
             print(f"  {'MET ' if c['met'] else 'MISS'} {c['config']:<14} {c['contender']:<9} "
                   f"{c['target']:<34} {c['value']:.2f} (need {c['threshold']})")
