@@ -26,7 +26,7 @@ _LAZY_NAMES = {
     "random_restarts": "training", "Perceptron": "perceptron", "Monitor": "monitor",
 }
 
-__all__ = [
+__all__ = [  # noqa: PLE0604 - the starred tuples hold names
     "GradcheckResult", "Parameter", "Sequential", "available_devices", "backends", "get_backend",
     "gradcheck", "initializers", "layers", "losses", "register_backend", "regularizers",
     *_LAZY_MODULES, *_LAZY_NAMES,

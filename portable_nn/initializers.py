@@ -187,7 +187,9 @@ def get(spec, argname="init"):
         kwargs = dict(spec)
         name = kwargs.pop("name", None)
         if not isinstance(name, str):
-            raise ValueError(f"{argname} config needs a 'name', got {spec!r}")
+            # a malformed config is a bad value, like any other missing key
+            raise ValueError(  # noqa: TRY004
+                f"{argname} config needs a 'name', got {spec!r}")
         return type(get(name, argname))(**kwargs)
     if isinstance(spec, str):
         key = _ALIASES.get(spec.lower(), spec.lower())

@@ -491,7 +491,9 @@ def from_config(d) -> Optimizer:
     if not isinstance(d, dict):
         raise TypeError(f"an optimizer config must be a dict, got {type(d).__name__}")
     if not isinstance(d.get("class"), str):
-        raise ValueError(f"an optimizer config needs a 'class' name, got {d!r}")
+        # a malformed config is a bad value, like any other missing key
+        raise ValueError(  # noqa: TRY004
+            f"an optimizer config needs a 'class' name, got {d!r}")
     cls = _CLASSES.get(d["class"])
     if cls is None:
         raise ValueError(

@@ -208,7 +208,9 @@ def from_config(d) -> Schedule:
     if not isinstance(d, dict):
         raise TypeError(f"a schedule config must be a dict, got {type(d).__name__}")
     if not isinstance(d.get("class"), str):
-        raise ValueError(f"a schedule config needs a 'class' name, got {d!r}")
+        # a malformed config is a bad value, like any other missing key
+        raise ValueError(  # noqa: TRY004
+            f"a schedule config needs a 'class' name, got {d!r}")
     cls = SCHEDULE_CLASSES.get(d["class"])
     if cls is None:
         raise ValueError(

@@ -180,7 +180,9 @@ class Layer:
 def layer_from_config(entry: dict) -> Layer:
     """Rebuild an (unbuilt) layer from ``{"class": name, "config": kwargs}``."""
     if not isinstance(entry, dict) or not isinstance(entry.get("class"), str):
-        raise ValueError(f"a layer entry needs a 'class' name, got {entry!r}")
+        # a malformed config is a bad value, like any other missing key
+        raise ValueError(  # noqa: TRY004
+            f"a layer entry needs a 'class' name, got {entry!r}")
     cls = LAYER_CLASSES.get(entry["class"])
     if cls is None:
         raise ValueError(

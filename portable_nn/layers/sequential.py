@@ -236,7 +236,9 @@ class Sequential:
     @classmethod
     def from_config(cls, config, device="cpu"):
         if not isinstance(config, dict) or not isinstance(config.get("layers"), list):
-            raise ValueError("a model config needs a 'layers' list")
+            # a malformed config is a bad value, like any other missing key
+            raise ValueError(  # noqa: TRY004
+                "a model config needs a 'layers' list")
         layers = [layer_from_config(entry) for entry in config["layers"]]
         return cls(*layers, device=device, dtype=config.get("dtype", "float32"),
                    seed=config.get("seed"))
