@@ -272,8 +272,8 @@ class TerminateOnNaN(Callback):
     ``restore=False`` (the default, as in Keras) leaves the weights as the failing step made
     them: they may be non-finite. ``restore=True`` rolls back to the weights and optimizer state
     of the start of the failing epoch, which were checked finite; that costs one copy of the
-    weights and the optimizer state, kept through every epoch (more memory than the training
-    step itself needs beyond the weights: with Adam, three times the weights).
+    weights and the optimizer state, kept through every epoch (with Adam, three times the size
+    of the weights).
 
     Attributes after training: ``stopped_epoch`` and ``stopped_batch`` (``None`` if it did not
     stop). While it is active, ``fit`` silences NumPy's overflow warnings (the divergence they

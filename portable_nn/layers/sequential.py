@@ -216,9 +216,9 @@ class Sequential:
         backend = get_backend(device)
         if backend == self.backend:
             return self
-        self.clear_cache()
         for layer in self.layers:
-            layer.to(backend)
+            layer.to(backend)  # which drops the layer's cache
+        self._holds_activations = False
         if self.optimizer is not None and hasattr(self.optimizer, "to"):
             self.optimizer.to(backend)
         self.backend = backend
