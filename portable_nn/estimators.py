@@ -338,7 +338,14 @@ class _NetworkEstimator(BaseEstimator):
         return np.asarray(self.model_.predict(Xa), dtype=np.float64)
 
     def _set_fitted(self, model, history, n_features, **extra):
-        """Set every fitted attribute at once, after training succeeded."""
+        """Set every fitted attribute at once, after training succeeded. Weights that diverged
+        to NaN or infinity are a failed fit, as in scikit-learn: a ValueError, and the estimator
+        keeps what it had."""
+        xp = model.xp
+        if not all(bool(xp.all(xp.isfinite(p.value))) for p in model.parameters()):
+            raise ValueError(
+                f"{type(self).__name__}: training produced non-finite weights (the loss "
+                f"diverged); try a smaller learning rate or standardised inputs")
         self.model_ = model
         self.history_ = history
         self.n_features_in_ = n_features

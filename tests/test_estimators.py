@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import pathlib
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -331,6 +332,27 @@ def test_failed_fit_leaves_the_fitted_estimator_unchanged():
         est.set_params(learning_rate=0.0).fit(X, y)
     assert est.model_ is model
     np.testing.assert_array_equal(est.predict_proba(X), proba)
+
+
+@pytest.mark.parametrize("cls", [MLPRegressor, MLPClassifier])
+def test_a_diverged_fit_is_a_value_error_and_keeps_the_fitted_model(cls):
+    """As in scikit-learn ("Solver produced non-finite parameter weights"): weights that ran off
+    to NaN or infinity fail the fit, and the estimator keeps the model it had."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(64, 3))
+    y = X @ np.array([1.0, -2.0, 0.5]) + 0.1 * rng.normal(size=64)
+    if cls is MLPClassifier:
+        y = (y > 0).astype(int)
+    est = cls(hidden_layer_sizes=(8,), solver="sgd", learning_rate=1e-3, max_epochs=5,
+              random_state=0).fit(X, y)
+    model, pred = est.model_, est.predict(X)
+    est.set_params(learning_rate=1e6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # fit's own NonFiniteLossWarning, numpy's overflow
+        with pytest.raises(ValueError, match="non-finite weights"):
+            est.fit(X, y)
+    assert est.model_ is model
+    np.testing.assert_array_equal(est.predict(X), pred)
 
 
 @needs_sklearn
