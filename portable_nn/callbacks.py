@@ -33,6 +33,8 @@ from types import MappingProxyType
 
 from array_api_compat import array_namespace
 
+from .parameter import all_finite
+
 __all__ = [
     "CSVLogger", "Callback", "EarlyStopping", "LearningRateScheduler", "ModelCheckpoint",
     "NonFiniteLossWarning", "ProgressBar", "TerminateOnNaN",
@@ -317,7 +319,7 @@ class TerminateOnNaN(Callback):
         xp = array_namespace(pending[0])
         losses = xp.stack(pending)
         if math.isfinite(float(xp.sum(losses))):
-            if not last or self._parameters_finite():
+            if not last or all_finite(self.model.parameters()):
                 return
             self._stop(batch, "the parameters became non-finite after the update of this batch")
             return
@@ -327,16 +329,6 @@ class TerminateOnNaN(Callback):
             self._stop(first + i, f"the loss was {float(losses[i])}")
         else:
             self._stop(batch, "the summed loss overflowed")
-
-    def _parameters_finite(self):
-        params = self.model.parameters()
-        if not params:
-            return True
-        xp = array_namespace(params[0].value)
-        ok = xp.all(xp.isfinite(params[0].value))
-        for p in params[1:]:
-            ok = xp.logical_and(ok, xp.all(xp.isfinite(p.value)))
-        return bool(ok)
 
     def _stop(self, batch, why):
         model = self.model

@@ -35,6 +35,7 @@ from . import losses, optimizers, regularizers
 from .backends import get_backend, host_array
 from .layers.activations import sigmoid, softmax
 from .layers.sequential import Sequential
+from .parameter import all_finite
 
 __all__ = ["HAVE_SKLEARN", "LinearRegression", "LogisticRegression", "MLPClassifier",
            "MLPRegressor"]
@@ -341,8 +342,7 @@ class _NetworkEstimator(BaseEstimator):
         """Set every fitted attribute at once, after training succeeded. Weights that diverged
         to NaN or infinity are a failed fit, as in scikit-learn: a ValueError, and the estimator
         keeps what it had."""
-        xp = model.xp
-        if not all(bool(xp.all(xp.isfinite(p.value))) for p in model.parameters()):
+        if not all_finite(model.parameters()):
             raise ValueError(
                 f"{type(self).__name__}: training produced non-finite weights (the loss "
                 f"diverged); try a smaller learning rate or standardised inputs")

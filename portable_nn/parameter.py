@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from array_api_compat import array_namespace
+
 
 class Parameter:
     """A trainable array of the model's backend.
@@ -43,3 +45,14 @@ class Parameter:
 
     def __repr__(self):
         return f"Parameter(name={self.name!r}, shape={self.shape})"
+
+
+def all_finite(parameters):
+    """``True`` if no value of ``parameters`` is NaN or infinite (one device-to-host sync)."""
+    if not parameters:
+        return True
+    xp = array_namespace(parameters[0].value)
+    ok = xp.all(xp.isfinite(parameters[0].value))
+    for p in parameters[1:]:
+        ok = xp.logical_and(ok, xp.all(xp.isfinite(p.value)))
+    return bool(ok)
