@@ -33,7 +33,7 @@ from array_api_compat import array_namespace
 from . import layers as L
 from . import losses, optimizers, regularizers
 from .backends import get_backend, host_array
-from .layers.activations import sigmoid, softmax
+from .functional import sigmoid, softmax
 from .layers.sequential import Sequential
 from .parameter import all_finite
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from array_api_compat import device as device_of
 
 from .backends.ops import namespace_of, ops_for
-from .layers.activations import log_softmax, sigmoid, softplus
+from .functional import log_softmax, sigmoid, softplus
 
 __all__ = ["L2", "MSE", "BinaryCrossEntropy", "CrossEntropy", "Loss", "get"]
 

@@ -6,6 +6,7 @@ whose Jacobian is full. Every formula is written so that it cannot overflow for 
 
 from __future__ import annotations
 
+from ..functional import sigmoid, softmax, softplus
 from .base import Layer
 
 
@@ -52,18 +53,6 @@ class Step(_Elementwise):
     def backward(self, grad_out, need_input_grad=True):
         self._check_backward(grad_out)
         return self.xp.zeros_like(grad_out)
-
-
-def sigmoid(xp, x):
-    """``1 / (1 + e^-x)`` without overflow: only ``e^-|x|`` is ever computed."""
-    e = xp.exp(-xp.abs(x))
-    inv = 1.0 / (1.0 + e)
-    return xp.where(x >= 0, inv, e * inv)
-
-
-def softplus(xp, x):
-    """``log(1 + e^x) = max(x, 0) + log1p(e^-|x|)``, exact and overflow-free."""
-    return xp.maximum(x, 0.0) + xp.log1p(xp.exp(-xp.abs(x)))
 
 
 class Sigmoid(_Elementwise):
@@ -150,18 +139,6 @@ class Softplus(_Elementwise):
     def backward(self, grad_out, need_input_grad=True):
         self._check_backward(grad_out)
         return grad_out * sigmoid(self.xp, self._cache)
-
-
-def log_softmax(xp, x):
-    """``x_i - log Σ_j e^{x_j}`` along the last axis, via the log-sum-exp trick."""
-    shifted = x - xp.max(x, axis=-1, keepdims=True)
-    return shifted - xp.log(xp.sum(xp.exp(shifted), axis=-1, keepdims=True))
-
-
-def softmax(xp, x):
-    """``e^{x_i} / Σ_j e^{x_j}`` along the last axis, shifted by the maximum so nothing overflows."""
-    e = xp.exp(x - xp.max(x, axis=-1, keepdims=True))
-    return e / xp.sum(e, axis=-1, keepdims=True)
 
 
 class Softmax(_Elementwise):
