@@ -12,7 +12,10 @@ class Parameter:
     ``backward`` (``None`` before the first), ``name`` a label such as ``"weight"``.
     ``regularizer`` (an ``L1``/``L2`` or ``None``) adds its penalty to the loss and its gradient to
     ``grad``. ``weight_decay`` (default ``True``) says whether an optimizer's ``weight_decay``
-    applies to it. Parameters hash by identity, so optimizers can keep per-parameter state.
+    applies to it. ``trainable`` (default ``True``; ``layer.trainable = False`` sets it for a
+    layer's parameters) says whether the parameter learns: a frozen one gets no gradient from
+    ``backward``, no update or weight decay from any optimizer and no regularization penalty.
+    Parameters hash by identity, so optimizers can keep per-parameter state.
 
     As in PyTorch, ``backward`` may write the new gradient into the array that ``grad`` already
     holds (the NumPy backend does, saving an allocation per parameter per step): ``p.grad`` always
@@ -20,9 +23,14 @@ class Parameter:
     (``xp.asarray(p.grad, copy=True)``) to keep it, or set ``p.grad = None`` to detach it.
     """
 
-    __slots__ = ("__weakref__", "grad", "moves", "name", "regularizer", "value", "weight_decay")
+    __slots__ = ("__weakref__", "grad", "moves", "name", "regularizer", "trainable", "value",
+                 "weight_decay")
 
-    def __init__(self, value, grad=None, name="", regularizer=None, weight_decay=True):
+    def __init__(self, value, grad=None, name="", regularizer=None, weight_decay=True,
+                 trainable=True):
+        if not isinstance(trainable, bool):
+            raise TypeError(f"trainable must be True or False, got {trainable!r}")
+        self.trainable = trainable
         self.value = value
         self.grad = grad
         self.name = name

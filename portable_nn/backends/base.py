@@ -135,5 +135,14 @@ class Backend:
     def synchronize(self):
         """Wait for queued device work (a no-op on the CPU)."""
 
+    def materialize(self, arrays):
+        """``arrays`` (a list) computed now, as a list of arrays holding the same values.
+
+        Eager libraries (NumPy, CuPy, torch, JAX) have nothing to do and return them as they are.
+        A lazy library (dask) overrides this to evaluate its task graphs, so that the graph of a
+        parameter does not grow with every training step; the optimizers call it on the
+        parameters and their state after each step."""
+        return list(arrays)
+
     def describe(self) -> str:
         return self.device_string
