@@ -1,8 +1,14 @@
-"""The backend matrix: every test that takes ``backend`` runs once per backend usable here.
+"""The backend matrix: every test that takes ``backend`` runs once per column of the matrix.
 
-numpy and array_api_strict always; torch (CPU) when installed; cupy when CuPy and a GPU are usable.
-A missing backend is skipped with its reason (``pytest -rs`` shows it). With
-``PORTABLE_NN_REQUIRE_GPU=1`` (the GPU lane) a missing GPU is a failure instead.
+The CPU columns are numpy, array_api_strict, torch:cpu and jax:cpu; the GPU columns cuda (CuPy),
+torch:cuda and jax:cuda join where this machine can build them. A column this machine cannot
+build is left out (not hundreds of skips), and the header of the run says which columns run and
+why the others do not. Two environment variables make a missing column a failure instead:
+``PORTABLE_NN_REQUIRE_GPU=1`` (the GPU lane: cuda must run) and
+``PORTABLE_NN_REQUIRE_COLUMNS=cpu,jax:cpu,...`` (CI: every CPU column must run).
+
+JAX computes float64 only in its 64-bit mode, which must be on before any JAX array exists: it
+is switched on here, for the whole run, when JAX is installed.
 """
 
 from __future__ import annotations
@@ -12,31 +18,66 @@ import os
 import numpy as np
 import pytest
 
+try:
+    import jax
+except ImportError:
+    jax = None
+else:
+    jax.config.update("jax_enable_x64", True)
+
 from portable_nn.backends import BackendUnavailableError, get_backend
 
-MATRIX = ["cpu", "array_api_strict", "torch:cpu", "cuda"]
+CPU_COLUMNS = ["cpu", "array_api_strict", "torch:cpu", "jax:cpu"]
+GPU_COLUMNS = ["cuda", "torch:cuda", "jax:cuda"]
 REQUIRE_GPU = os.environ.get("PORTABLE_NN_REQUIRE_GPU") == "1"
+REQUIRED = {c.strip() for c in os.environ.get("PORTABLE_NN_REQUIRE_COLUMNS", "").split(",")
+            if c.strip()} | ({"cuda"} if REQUIRE_GPU else set())
 
 
-def _make(device):
-    try:
-        return get_backend(device)
-    except BackendUnavailableError as exc:
-        if device == "cuda" and REQUIRE_GPU:
-            pytest.fail(f"PORTABLE_NN_REQUIRE_GPU=1 but the GPU backend is unusable: {exc}")
-        pytest.skip(f"backend {device!r} unavailable: {exc}")
+def _columns():
+    """(columns that run, {column: why not} for the others)."""
+    run, missing = [], {}
+    for device in CPU_COLUMNS + GPU_COLUMNS:
+        try:
+            get_backend(device)
+        except (BackendUnavailableError, ValueError, ImportError) as exc:
+            missing[device] = str(exc)
+        else:
+            run.append(device)
+    return run, missing
+
+
+MATRIX, MISSING = _columns()
+
+
+def pytest_report_header(config):
+    lines = [f"portable_nn backend matrix: {', '.join(MATRIX)}"]
+    lines += [f"  not run: {d}: {why.splitlines()[0]}" for d, why in MISSING.items()]
+    return lines
+
+
+def pytest_terminal_summary(terminalreporter):
+    # the header is hidden by -q; the summary line is not
+    terminalreporter.write_line(pytest_report_header(None)[0]
+                                + (f" (not run: {', '.join(MISSING)})" if MISSING else ""))
+
+
+def pytest_configure(config):
+    absent = sorted(REQUIRED & set(MISSING))
+    if absent:
+        reasons = "; ".join(f"{d}: {MISSING[d]}" for d in absent)
+        raise pytest.UsageError(f"required backend columns cannot run here: {reasons}")
 
 
 @pytest.fixture(params=MATRIX)
 def backend(request):
-    """A `Backend` of the matrix (skipped where this machine cannot build it)."""
-    return _make(request.param)
+    """A `Backend` of the matrix."""
+    return get_backend(request.param)
 
 
 @pytest.fixture(params=MATRIX)
 def device(request):
-    """The device string of a usable backend (for APIs that take ``device=``)."""
-    _make(request.param)
+    """The device string of a column of the matrix (for APIs that take ``device=``)."""
     return request.param
 
 
@@ -62,6 +103,6 @@ def rng():
 
 def to_np(x):
     """Any backend's array -> NumPy (for assertions)."""
-    from portable_nn.backends import host_array
+    from portable_nn.backends import backend_of
 
-    return host_array(x)
+    return backend_of(x).to_numpy(x)

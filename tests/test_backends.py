@@ -241,3 +241,22 @@ def test_only_backends_import_array_libraries():
     for must_be_clean in ("layers", "losses.py", "optimizers.py"):
         assert must_be_clean not in host_side
     assert isinstance(get_backend("cpu"), Backend)
+
+
+def test_jax_float64_without_x64_is_a_clear_error_at_model_creation():
+    jax = pytest.importorskip("jax")
+    jax.config.update("jax_enable_x64", False)
+    try:
+        with pytest.raises(ValueError, match="jax_enable_x64"):
+            pnn.Sequential(pnn.layers.Dense(2, 1), device="jax", dtype="float64")
+        model = pnn.Sequential(pnn.layers.Dense(2, 1), device="jax", dtype="float32")
+        assert str(model.parameters()[0].value.dtype) == "float32"
+    finally:
+        jax.config.update("jax_enable_x64", True)
+
+
+def test_jax_arrays_convert_to_writeable_host_arrays():
+    pytest.importorskip("jax")
+    b = get_backend("jax")
+    host = b.to_numpy(b.asarray(np.arange(3.0), dtype="float32"))
+    assert isinstance(host, np.ndarray) and host.flags.writeable

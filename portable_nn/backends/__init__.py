@@ -9,6 +9,7 @@ This package is the only place that imports a concrete array library. Device str
 ``"array_api_strict"``         array-api-strict's CPU device; ``"array_api_strict:device1"``
                                and ``":device2"`` are its fake second and third devices
 ``"torch:cpu"``, ``"torch:cuda"``, ``"torch:cuda:N"``   PyTorch tensors (``"torch"`` = torch:cpu)
+``"jax:cpu"``, ``"jax:cuda"``, ``"jax:cuda:N"``         JAX arrays (``"jax"`` = jax:cpu)
 =============================  ==========================================================
 
 ``register_backend(name, factory)`` adds a library: ``factory(suffix)`` gets what follows
@@ -151,11 +152,46 @@ def _torch_factory(suffix):
     return TorchBackend(target)
 
 
+def _jax_factory(suffix):
+    spelled = "jax" if suffix is None else f"jax:{suffix}"
+    target = suffix or "cpu"
+    head, _, index = target.partition(":")
+    if head not in ("cpu", "cuda") or (head == "cpu" and index) or (index and not index.isdigit()):
+        raise ValueError(
+            f"device {spelled!r} is not valid: use 'jax:cpu', 'jax:cuda' or 'jax:cuda:N'"
+        )
+    try:
+        jax = importlib.import_module("jax")
+    except ImportError:
+        raise BackendUnavailableError(
+            f"device {spelled!r} needs JAX, which is not installed: pip install jax "
+            '(pip install "jax[cuda12]" for its GPU build)'
+        ) from None
+    if head == "cuda":
+        try:
+            gpus = jax.devices("gpu")
+        except RuntimeError:
+            gpus = []
+        if not gpus:
+            raise BackendUnavailableError(
+                f"device {spelled!r}: JAX {jax.__version__} is installed but sees no GPU (a "
+                'CPU-only jaxlib, or no visible GPU; pip install "jax[cuda12]")'
+            )
+        if index and int(index) >= len(gpus):
+            raise BackendUnavailableError(
+                f"device {spelled!r} does not exist: JAX sees {len(gpus)} GPU(s)"
+            )
+    from .jax_backend import JaxBackend
+
+    return JaxBackend(target)
+
+
 _FACTORIES: dict[str, Callable[[str | None], Backend]] = {
     "numpy": _numpy_factory,
     "cupy": _cupy_factory,
     "array_api_strict": _strict_factory,
     "torch": _torch_factory,
+    "jax": _jax_factory,
 }
 _ALIASES = {"cpu": "numpy", "cuda": "cupy"}
 _CACHE: dict[str, Backend] = {}
@@ -170,11 +206,13 @@ KNOWN_DEVICES = (
     "array_api_strict:device1",
     "torch:cpu",
     "torch:cuda",
+    "jax:cpu",
+    "jax:cuda",
 )
 
 
 def _valid_list():
-    extra = [n for n in _FACTORIES if n not in ("numpy", "cupy", "array_api_strict", "torch")]
+    extra = [n for n in _FACTORIES if n not in ("numpy", "cupy", "array_api_strict", "torch", "jax")]
     return ", ".join(repr(d) for d in (*KNOWN_DEVICES, "numpy", "cupy", *extra))
 
 
@@ -233,7 +271,7 @@ def available_devices() -> list[str]:
     """Canonical device strings that can be used on this machine, CPU first."""
     found = []
     for device in ("cpu", "cuda", "array_api_strict", "array_api_strict:device1", "torch:cpu",
-                   "torch:cuda"):
+                   "torch:cuda", "jax:cpu", "jax:cuda"):
         backend, _ = _probe(device)
         if backend is not None and backend.device_string not in found:
             found.append(backend.device_string)
@@ -259,6 +297,9 @@ def backend_of(x) -> Backend:
         return get_backend(f"cuda:{x.device.id}")
     if mod == "torch":
         return get_backend(f"torch:{x.device}")
+    if mod in ("jax", "jaxlib"):
+        dev = x.device
+        return get_backend("jax:cpu" if dev.platform == "cpu" else f"jax:cuda:{dev.id}")
     if mod == "array_api_strict":
         name = x.device._device if hasattr(x.device, "_device") else str(x.device)
         return get_backend("array_api_strict" + ("" if name == "CPU_DEVICE" else f":{name}"))
@@ -291,7 +332,7 @@ def check_array(backend: Backend, x, argname: str = "x"):
 
 def _versions():
     lines = []
-    for mod in ("numpy", "array_api_compat", "array_api_strict", "cupy", "torch"):
+    for mod in ("numpy", "array_api_compat", "array_api_strict", "cupy", "torch", "jax"):
         try:
             m = importlib.import_module(mod)
             lines.append(f"  {mod:<18} {getattr(m, '__version__', '?')}")
@@ -309,7 +350,7 @@ def device_report() -> str:
     lines.append("devices (aliases: numpy = cpu, cupy = cuda, cupy:N = cuda:N):")
     gpus = _further_gpus() if _probe("cuda")[0] is not None else []  # each past the first
     for device in ("cpu", "cuda", *gpus, "auto", "array_api_strict", "array_api_strict:device1",
-                   "torch:cpu", "torch:cuda"):
+                   "torch:cpu", "torch:cuda", "jax:cpu", "jax:cuda"):
         backend, reason = _probe(device)
         if backend is None:
             lines.append(f"  {device:<26} unusable: {reason}")

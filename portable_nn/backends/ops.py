@@ -16,20 +16,29 @@ from array_api_compat import device as device_of
 __all__ = ["Ops", "namespace_of", "ops_for"]
 
 
+# Namespaces whose arrays are known to be updated by ``a += b`` in place. Elsewhere an augmented
+# assignment may rebind a local name and leave the array as it was (dask and ndonnx arrays accept
+# ``__setitem__`` but have no ``__iadd__``), or the array is immutable (JAX): the generic code then
+# takes its functional path.
+_MUTATING = frozenset({"array_api_compat.numpy", "array_api_compat.cupy", "array_api_compat.torch"})
+
+
 class Ops:
     """Generic implementations, in ``xp`` only. Each method returns new arrays and never writes
     into its arguments, except the optimizer updates (``adam_update``), which update the
-    parameter and its state in place where the arrays allow it, as the optimizers do."""
+    parameter and its state in place where ``writeable`` allows it, as the optimizers do."""
 
     def __init__(self, xp):
         self.xp = xp
+        self._mutates = getattr(xp, "__name__", "") in _MUTATING
 
     def __repr__(self):
         return f"{type(self).__name__}({getattr(self.xp, '__name__', self.xp)!r})"
 
     def writeable(self, x):
-        """Whether ``x`` can be updated in place (``array_api_compat.is_writeable_array``)."""
-        return is_writeable_array(x)
+        """Whether ``x`` may be updated in place: an array of a library known to mutate in place
+        (NumPy, CuPy, torch) that is writeable (``array_api_compat.is_writeable_array``)."""
+        return self._mutates and is_writeable_array(x)
 
     def value_range(self, x):
         """``(min, max)`` of the integer array ``x`` as Python ints (one host sync each)."""
@@ -97,7 +106,8 @@ class Ops:
         Returns ``(θ, m, v)``: the same arrays updated in place where they are writeable, new
         arrays otherwise. ``g`` is left unchanged."""
         xp = self.xp
-        if is_writeable_array(value) and is_writeable_array(m) and is_writeable_array(v):
+        inplace = self.writeable(value) and self.writeable(m) and self.writeable(v)
+        if inplace:
             m *= beta1
             m += (1.0 - beta1) * g
             v *= beta2
@@ -107,7 +117,7 @@ class Ops:
             v = beta2 * v + (1.0 - beta2) * (g * g)
         denom = xp.sqrt(v) * (1.0 / math.sqrt(1.0 - beta2**t)) + eps
         step = (lr / (1.0 - beta1**t)) * (m / denom)
-        if is_writeable_array(value):
+        if inplace:
             value -= step
         else:
             value = value - step
