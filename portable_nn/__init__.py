@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 
-from . import backends, initializers, layers, losses, regularizers
+from . import backends, initializers, layers, losses, regularizers, training
 from .backends import available_devices, get_backend, register_backend
 from .gradcheck import GradcheckResult, gradcheck
 from .layers import Sequential
@@ -19,7 +19,7 @@ __version__ = "0.1.0"
 # Submodules and names imported on first use, so `import portable_nn` stays light.
 _LAZY_MODULES = (
     "callbacks", "checkpoint", "data", "datasets", "estimators", "metrics", "monitor",
-    "optimizers", "perceptron", "schedules", "training",
+    "optimizers", "perceptron", "schedules",
 )
 _LAZY_NAMES = {
     "save": "checkpoint", "load": "checkpoint", "History": "training",
@@ -28,7 +28,7 @@ _LAZY_NAMES = {
 
 __all__ = [  # noqa: PLE0604 - the starred tuples hold names
     "GradcheckResult", "Parameter", "Sequential", "available_devices", "backends", "get_backend",
-    "gradcheck", "initializers", "layers", "losses", "register_backend", "regularizers",
+    "gradcheck", "initializers", "layers", "losses", "register_backend", "regularizers", "training",
     *_LAZY_MODULES, *_LAZY_NAMES,
 ]
 

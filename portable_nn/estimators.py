@@ -34,7 +34,7 @@ from . import layers as L
 from . import losses, optimizers, regularizers
 from .backends import get_backend, host_array
 from .functional import sigmoid, softmax
-from .layers.sequential import Sequential
+from .layers.containers import Sequential
 from .parameter import all_finite
 
 __all__ = ["HAVE_SKLEARN", "LinearRegression", "LogisticRegression", "MLPClassifier",
@@ -172,9 +172,10 @@ def _seed_from(random_state):
 
 
 # data checks ----------------------------------------------------------------------------------
-def _check_X(X, n_features=None, owner=None):
-    """``X`` as a finite 2-D float64 NumPy array (with ``n_features`` columns when given); the
-    messages follow scikit-learn's wording where it has one, so its tooling recognises them."""
+def _check_X(X, n_features=None, owner=None, dtype="float64"):
+    """``X`` as a finite 2-D float64 NumPy array (with ``n_features`` columns when given) whose
+    values fit the estimator's ``dtype``; the messages name X and follow scikit-learn's wording
+    where it has one, so its tooling recognises them."""
     if type(X).__module__.startswith("scipy.sparse"):
         raise TypeError("a sparse matrix was passed, but dense data is required: sparse input is "
                         "not supported, use X.toarray()")
@@ -197,24 +198,22 @@ def _check_X(X, n_features=None, owner=None):
         raise ValueError(f"X must be 2-D (samples, features), got shape {a.shape}{hint}")
     for axis, what in ((0, "sample"), (1, "feature")):
         if a.shape[axis] == 0:
-            raise ValueError(f"Found array with 0 {what}(s) (shape={a.shape}) while a minimum of "
-                             "1 is required.")
+            raise ValueError(f"X has no {what}s: Found array with 0 {what}(s) (shape={a.shape}) "
+                             "while a minimum of 1 is required.")
     a = a.astype(np.float64, copy=False)
-    _check_finite(a, "X")
+    _check_finite(a, "X", dtype)
     if n_features is not None and a.shape[1] != n_features:
         raise ValueError(f"X has {a.shape[1]} features, but {type(owner).__name__} is expecting "
                          f"{n_features} features as input")
     return a
 
 
-def _check_finite(a, argname):
-    """The training API's error for NaN/Inf, worded the same way (rows counted, first named)."""
-    bad = ~np.isfinite(a.reshape(a.shape[0], -1)).all(axis=1)
-    if bad.any():
-        raise ValueError(
-            f"{argname} contains NaN or Inf in {int(bad.sum())} of {a.shape[0]} rows (first: row "
-            f"{int(np.argmax(bad))}); clean or impute the data before training"
-        )
+def _check_finite(a, argname, dtype="float64"):
+    """The training API's errors for NaN/Inf and for values the estimator's dtype cannot hold,
+    worded the same way (rows counted, first named)."""
+    from .training.checks import check_numbers
+
+    check_numbers(a, argname, dtype)
 
 
 def _check_y_rows(y, n, owner):
@@ -229,8 +228,8 @@ def _check_y_rows(y, n, owner):
     return a
 
 
-def _check_targets(y, n, owner):
-    """Regression targets: finite floats of shape (n,) or (n, outputs)."""
+def _check_targets(y, n, owner, dtype="float64"):
+    """Regression targets: finite floats of shape (n,) or (n, outputs) that fit ``dtype``."""
     a = _check_y_rows(y, n, owner)
     if a.dtype.kind == "O":
         try:
@@ -243,8 +242,64 @@ def _check_targets(y, n, owner):
     if a.ndim not in (1, 2):
         raise ValueError(f"y must be 1-D or 2-D, got shape {a.shape}")
     a = a.astype(np.float64)
-    _check_finite(a, "y")
+    _check_finite(a, "y", dtype)
     return a
+
+
+def _check_sample_weight(sample_weight, n):
+    """Per-row weights as float64 (n,), scikit-learn's ``_check_sample_weight`` rules."""
+    if sample_weight is None:
+        return None
+    w = np.asarray(host_array(sample_weight))
+    if w.dtype.kind not in "biuf":
+        raise TypeError(f"sample_weight must hold numbers, got dtype {w.dtype}")
+    if w.ndim == 0:
+        w = np.full(n, float(w))
+    if w.shape != (n,):
+        raise ValueError(f"sample_weight.shape == {w.shape}, expected ({n},): one weight per "
+                         "row of X")
+    w = w.astype(np.float64)
+    if not np.all(np.isfinite(w)) or np.any(w < 0):
+        raise ValueError("sample_weight must be finite and non-negative")
+    if not w.sum() > 0:
+        raise ValueError("sample_weight sums to 0: nothing would be learned")
+    return w
+
+
+def _class_weight_rows(class_weight, classes, idx):
+    """Per-row weights from scikit-learn's ``class_weight`` (a dict of original labels, or
+    "balanced": ``n / (n_classes · count)``), or None."""
+    if class_weight is None:
+        return None
+    if isinstance(class_weight, str) and class_weight == "balanced":
+        counts = np.bincount(idx, minlength=classes.shape[0])
+        table = idx.shape[0] / (classes.shape[0] * counts)
+    elif isinstance(class_weight, dict):
+        table = np.ones(classes.shape[0])
+        known = {label: i for i, label in enumerate(classes.tolist())}
+        unknown = [k for k in class_weight if k not in known]
+        if unknown:
+            raise ValueError(f"class_weight names labels {unknown} that are not classes of y "
+                             f"({classes.tolist()})")
+        for label, weight in class_weight.items():
+            if isinstance(weight, bool) or not isinstance(weight, numbers.Real) or \
+                    not (math.isfinite(weight) and weight >= 0):
+                raise ValueError(f"class_weight[{label!r}] must be a finite number >= 0, got "
+                                 f"{weight!r}")
+            table[known[label]] = float(weight)
+    else:
+        raise ValueError(f"class_weight must be None, 'balanced' or a dict {{label: weight}}, "
+                         f"got {class_weight!r}")
+    return table[idx]
+
+
+def _combine(sample_weight, class_rows):
+    if class_rows is None:
+        return sample_weight
+    w = class_rows if sample_weight is None else sample_weight * class_rows
+    if not w.sum() > 0:
+        raise ValueError("the rows' weights (sample_weight times class_weight) sum to 0")
+    return w
 
 
 def _check_labels(y, n, owner):
@@ -292,19 +347,25 @@ class _NetworkEstimator(BaseEstimator):
             raise _not_fitted(self)
 
     def _train(self, model, X, t, loss, optimizer, *, epochs, batch_size, seed, early_stopping,
-               validation_fraction, patience):
-        """``model.fit`` with the estimator's settings; returns the History."""
-        from . import callbacks, data
+               validation_fraction, patience, weights=None):
+        """``model.fit`` with the estimator's settings and the rows' ``weights``; returns the
+        History."""
+        from . import callbacks
 
         kwargs = {}
         if early_stopping:
-            X, Xv, t, tv = data.train_test_split(X, t, test_size=validation_fraction, seed=seed)
-            kwargs["validation_data"] = (Xv, tv)
+            order = np.random.default_rng(seed).permutation(X.shape[0])
+            n_val = max(1, int(round(X.shape[0] * validation_fraction)))
+            val, train = order[:n_val], order[n_val:]
+            kwargs["validation_data"] = (X[val], t[val]) if weights is None else \
+                (X[val], t[val], weights[val])
+            X, t = X[train], t[train]
+            weights = None if weights is None else weights[train]
             kwargs["callbacks"] = [callbacks.EarlyStopping(
                 monitor="val_loss", patience=patience, restore_best_weights=True)]
         return model.fit(X, t, loss=loss, optimizer=optimizer, epochs=epochs,
                          batch_size=min(batch_size, X.shape[0]), shuffle=True, seed=seed,
-                         verbose=self.verbose, **kwargs)
+                         verbose=self.verbose, sample_weight=weights, **kwargs)
 
     def __getstate__(self):
         """Picklable state (joblib, ``cross_validate(return_estimator=True)``): the fitted model
@@ -335,7 +396,7 @@ class _NetworkEstimator(BaseEstimator):
     def _outputs(self, X):
         """The network's raw outputs (logits or values) for ``X`` as float64 NumPy."""
         self._check_fitted()
-        Xa = _check_X(X, self.n_features_in_, self)
+        Xa = _check_X(X, self.n_features_in_, self, self.dtype)
         return np.asarray(self.model_.predict(Xa), dtype=np.float64)
 
     def _set_fitted(self, model, history, n_features, **extra):
@@ -469,15 +530,17 @@ class _MLP(_NetworkEstimator):
         layers.append(L.Dense(width, n_out, regularizer=reg))
         return Sequential(*layers, device=p["backend"], dtype=self.dtype, seed=p["seed"])
 
-    def _fit(self, X, y, classifier):
+    def _fit(self, X, y, classifier, sample_weight=None):
         """Validate, build, train, and only then set the fitted attributes."""
         p = self._check_params()
-        Xa = _check_X(X)
+        Xa = _check_X(X, dtype=self.dtype)
+        weights = _check_sample_weight(sample_weight, Xa.shape[0])
         if classifier:
             classes, idx = _check_labels(y, Xa.shape[0], self)
             n_out, loss, t = _classification_setup(classes, idx)
+            weights = _combine(weights, _class_weight_rows(self.class_weight, classes, idx))
         else:
-            t = _check_targets(y, Xa.shape[0], self)
+            t = _check_targets(y, Xa.shape[0], self, self.dtype)
             single = t.ndim == 1
             t = t[:, None] if single else t
             n_out, loss = t.shape[1], losses.MSE()
@@ -488,7 +551,7 @@ class _MLP(_NetworkEstimator):
         history = self._train(model, Xa, t, loss, _make_optimizer(p["solver"], p["lr"]),
                               epochs=p["epochs"], batch_size=p["batch"], seed=p["seed"],
                               early_stopping=p["early"], validation_fraction=p["frac"],
-                              patience=p["patience"])
+                              patience=p["patience"], weights=weights)
         extra = {"classes_": classes} if classifier else {"n_outputs_": n_out,
                                                           "_single_output": single}
         self._set_fitted(model, history, Xa.shape[1], **extra)
@@ -506,12 +569,24 @@ class MLPClassifier(ClassifierMixin, _ClassifierOutputs, _MLP):
     ``mean loss + alpha / (2 n) ΣW²`` as in scikit-learn. ``early_stopping`` holds out
     ``validation_fraction`` of the rows (a random split) and stops when the validation loss has
     not improved for ``patience`` epochs, restoring the best weights. ``random_state`` seeds the
-    weights, the shuffling and the split.
+    weights, the shuffling and the split. ``class_weight``: ``None``, ``"balanced"`` (weights
+    ``n / (n_classes · count(label))``) or ``{label: weight}`` with the labels of ``y`` (a
+    label left out weighs 1), multiplying ``fit``'s ``sample_weight``, as in scikit-learn.
     """
 
-    def fit(self, X, y):
-        """Train on ``X`` (n, features) and labels ``y`` (n,) of any type; returns self."""
-        return self._fit(X, y, classifier=True)
+    def __init__(self, hidden_layer_sizes=(100,), activation="relu", solver="adam",
+                 learning_rate=1e-3, alpha=1e-4, batch_size=32, max_epochs=200,
+                 early_stopping=False, validation_fraction=0.1, patience=10, device="cpu",
+                 dtype="float32", random_state=None, verbose=0, class_weight=None):
+        super().__init__(hidden_layer_sizes, activation, solver, learning_rate, alpha, batch_size,
+                         max_epochs, early_stopping, validation_fraction, patience, device, dtype,
+                         random_state, verbose)
+        self.class_weight = class_weight
+
+    def fit(self, X, y, sample_weight=None):
+        """Train on ``X`` (n, features) and labels ``y`` (n,) of any type, each row weighted by
+        ``sample_weight`` (n,) in the loss (a weighted mean); returns self."""
+        return self._fit(X, y, classifier=True, sample_weight=sample_weight)
 
 
 class MLPRegressor(RegressorMixin, _MLP):
@@ -519,9 +594,10 @@ class MLPRegressor(RegressorMixin, _MLP):
     output layer (one unit per target column) and the mean squared error. Targets are not
     rescaled: standardise them (or use ``TransformedTargetRegressor``) when they are large."""
 
-    def fit(self, X, y):
-        """Train on ``X`` (n, features) and targets ``y`` of shape (n,) or (n, outputs)."""
-        return self._fit(X, y, classifier=False)
+    def fit(self, X, y, sample_weight=None):
+        """Train on ``X`` (n, features) and targets ``y`` of shape (n,) or (n, outputs), each row
+        weighted by ``sample_weight`` (n,) in the loss (a weighted mean); returns self."""
+        return self._fit(X, y, classifier=False, sample_weight=sample_weight)
 
     if HAVE_SKLEARN:
         def __sklearn_tags__(self):
@@ -543,11 +619,12 @@ class LogisticRegression(ClassifierMixin, _ClassifierOutputs, _NetworkEstimator)
     ``C``: inverse L2 strength as in scikit-learn: the objective is
     ``mean loss + ΣW² / (2 C n)`` (``C=None`` or ``inf``: no penalty; the bias is not penalised).
     Standardise the features first (a ``Pipeline`` with ``StandardScaler``): gradient descent on
-    features of very different scales is slow.
+    features of very different scales is slow. ``class_weight``: as `MLPClassifier`'s.
     """
 
     def __init__(self, C=1.0, solver="adam", learning_rate=0.01, batch_size=32, max_epochs=100,
-                 device="cpu", dtype="float32", random_state=None, verbose=0):
+                 device="cpu", dtype="float32", random_state=None, verbose=0, class_weight=None):
+        self.class_weight = class_weight
         self.C = C
         self.solver = solver
         self.learning_rate = learning_rate
@@ -558,8 +635,9 @@ class LogisticRegression(ClassifierMixin, _ClassifierOutputs, _NetworkEstimator)
         self.random_state = random_state
         self.verbose = verbose
 
-    def fit(self, X, y):
-        """Train on ``X`` (n, features) and labels ``y`` (n,) of any type; returns self."""
+    def fit(self, X, y, sample_weight=None):
+        """Train on ``X`` (n, features) and labels ``y`` (n,) of any type, each row weighted by
+        ``sample_weight`` (n,) in the loss; returns self."""
         C = self.C
         if C is not None and not (isinstance(C, numbers.Real) and not isinstance(C, bool)
                                   and C > 0):
@@ -569,16 +647,18 @@ class LogisticRegression(ClassifierMixin, _ClassifierOutputs, _NetworkEstimator)
         batch = _check_int(self.batch_size, "batch_size", 1)
         epochs = _check_int(self.max_epochs, "max_epochs", 1)
         backend, seed = _check_common(self)
-        Xa = _check_X(X)
+        Xa = _check_X(X, dtype=self.dtype)
+        weights = _check_sample_weight(sample_weight, Xa.shape[0])
         classes, idx = _check_labels(y, Xa.shape[0], self)
         n_out, loss, t = _classification_setup(classes, idx)
+        weights = _combine(weights, _class_weight_rows(self.class_weight, classes, idx))
         penalised = C is not None and math.isfinite(C)
         reg = regularizers.L2(1.0 / (2.0 * C * Xa.shape[0])) if penalised else None
         model = Sequential(L.Dense(Xa.shape[1], n_out, init="zeros", regularizer=reg),
                            device=backend, dtype=self.dtype, seed=seed)
         history = self._train(model, Xa, t, loss, _make_optimizer(solver, lr), epochs=epochs,
                               batch_size=batch, seed=seed, early_stopping=False,
-                              validation_fraction=None, patience=None)
+                              validation_fraction=None, patience=None, weights=weights)
         self._set_fitted(model, history, Xa.shape[1], classes_=classes)
         w, b = (model.backend.to_numpy(p.value).astype(np.float64) for p in model.parameters())
         self.coef_, self.intercept_ = w.T.copy(), b.copy()
@@ -616,33 +696,39 @@ class LinearRegression(RegressorMixin, _NetworkEstimator):
             tags.target_tags.multi_output = True
             return tags
 
-    def fit(self, X, y):
-        """Fit ``y ≈ X coef_ᵀ + intercept_`` by gradient descent; returns self."""
+    def fit(self, X, y, sample_weight=None):
+        """Fit ``y ≈ X coef_ᵀ + intercept_`` by gradient descent, each row weighted by
+        ``sample_weight`` (n,) in the squared error (weighted least squares); returns self."""
         lr = _check_float(self.learning_rate, "learning_rate", 0.0, True, 2.0, True)
         momentum = _check_float(self.momentum, "momentum", 0.0, False, 1.0, True)
         epochs = _check_int(self.max_epochs, "max_epochs", 1)
         tol = _check_float(self.tol, "tol", 0.0, False)
         backend, seed = _check_common(self)
-        Xa = _check_X(X)
-        t = _check_targets(y, Xa.shape[0], self)
+        Xa = _check_X(X, dtype=self.dtype)
+        t = _check_targets(y, Xa.shape[0], self, self.dtype)
+        w = _check_sample_weight(sample_weight, Xa.shape[0])
         single = t.ndim == 1
         t = t[:, None] if single else t
-        x_mean, x_scale = Xa.mean(axis=0), _scale(Xa.std(axis=0))
-        t_mean, t_scale = t.mean(axis=0), _scale(t.std(axis=0))
+        p = np.full(Xa.shape[0], 1.0 / Xa.shape[0]) if w is None else w / w.sum()
+        x_mean, t_mean = p @ Xa, p @ t  # (weighted) means and standard deviations
+        x_scale = _scale(np.sqrt(p @ (Xa - x_mean) ** 2))
+        t_scale = _scale(np.sqrt(p @ (t - t_mean) ** 2))
         Z, T = (Xa - x_mean) / x_scale, (t - t_mean) / t_scale
-        step = lr / _largest_eigenvalue(Z, seed)
+        step = lr / _largest_eigenvalue(Z * np.sqrt(p * Xa.shape[0])[:, None], seed)
 
         model = Sequential(L.Dense(Z.shape[1], T.shape[1], init="zeros"), device=backend,
                            dtype=self.dtype, seed=seed)
         loss = losses.L2()
         opt = optimizers.SGD(learning_rate=step, momentum=momentum, nesterov=momentum > 0)
         z, target = backend.asarray(Z, dtype=self.dtype), backend.asarray(T, dtype=self.dtype)
+        weight = None if w is None else backend.asarray(w, dtype=self.dtype)
         xp = backend.xp
         floor = max(tol, 10.0 * _EPS[self.dtype])  # below this the gradient is rounding noise
         values, curve = [], []
         for i in range(epochs):
             pred = model.forward(z, training=True)
-            values.append(loss.forward(pred, target))
+            values.append(loss.forward(pred, target) if weight is None else
+                          loss.forward(pred, target, sample_weight=weight))
             model.backward(loss.backward(), need_input_grad=False)
             if (i + 1) % 25 == 0:  # one host sync per 25 steps
                 # the gradient, not the loss: along a flat direction of an ill-conditioned

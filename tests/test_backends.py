@@ -228,12 +228,13 @@ def test_only_backends_import_array_libraries():
 
     root = pathlib.Path(pnn.__file__).parent
     pattern = re.compile(r"^\s*(import|from)\s+(numpy|cupy|torch|array_api_strict)\b", re.MULTILINE)
-    host_side = {"checkpoint.py", "datasets.py", "data.py", "initializers.py", "training.py",
+    host_side = {"checkpoint.py", "datasets.py", "data.py", "initializers.py",
                  "estimators.py", "__main__.py", "monitor.py", "perceptron.py"}
     offenders = []
     for path in root.rglob("*.py"):
         rel = path.relative_to(root)
-        if rel.parts[0] == "backends" or rel.name in host_side:
+        # training/ and distributed/ handle host data (and host staging) like the modules above
+        if rel.parts[0] in ("backends", "training", "distributed") or rel.name in host_side:
             continue
         if pattern.search(path.read_text()):
             offenders.append(str(rel))
@@ -260,3 +261,175 @@ def test_jax_arrays_convert_to_writeable_host_arrays():
     b = get_backend("jax")
     host = b.to_numpy(b.asarray(np.arange(3.0), dtype="float32"))
     assert isinstance(host, np.ndarray) and host.flags.writeable
+
+
+# -- host conversion through the owning backend (registered libraries too) ----------------------
+def test_host_array_and_backend_of_use_a_registered_backends_own_conversion(monkeypatch):
+    from tests.fake_backends import Boxed, install_boxed_backend
+
+    boxed = install_boxed_backend(monkeypatch)
+    x = Boxed(np.array([[1.5, -2.0], [0.25, 4.0]]), device=1)
+    assert np.asarray(x).dtype == object  # NumPy alone cannot read it
+    backends._CACHE.clear()  # found through the registered factory, not the cache of built ones
+    owner = backends.backend_of(x)
+    assert owner == get_backend("boxed:1") and owner != boxed
+    host = backends.host_array(x)
+    assert isinstance(host, np.ndarray) and host.dtype == np.float64
+    np.testing.assert_array_equal(host, x._data)
+    # Backend.asarray from it: to NumPy, to every built-in library, and back into the box
+    for device in ("cpu", "array_api_strict:device1", "torch:cpu", "jax:cpu"):
+        try:
+            other = get_backend(device)
+        except BackendUnavailableError:
+            continue
+        y = other.asarray(x, dtype="float64")
+        assert other.owns(y)
+        np.testing.assert_array_equal(other.to_numpy(y), x._data)
+        back = boxed.asarray(y)
+        assert isinstance(back, Boxed) and back.device == 0
+        np.testing.assert_array_equal(back._data, x._data)
+    assert boxed.asarray(x).device == 0  # from its other device, through the host
+
+
+def test_host_array_keeps_host_data_and_refuses_what_is_not_numeric(monkeypatch):
+    a = np.arange(3.0)
+    assert backends.host_array(a) is a
+    np.testing.assert_array_equal(backends.host_array([[1, 2], (3, 4)]), [[1, 2], [3, 4]])
+    assert backends.host_array(2.5).shape == ()
+
+    class Opaque:
+        pass
+
+    with pytest.raises(TypeError, match=r"cannot convert .*Opaque.*register_backend.*object"):
+        backends.host_array(Opaque())
+    with pytest.raises(TypeError, match="not an array of a known backend: .*Opaque"):
+        backends.backend_of(Opaque())
+
+    class ViaDLPack:  # an array of an unregistered library that speaks DLPack
+        def __init__(self, data):
+            self._data = data
+
+        def __dlpack__(self, **kwargs):
+            return self._data.__dlpack__(**kwargs)
+
+        def __dlpack_device__(self):
+            return self._data.__dlpack_device__()
+
+    np.testing.assert_array_equal(backends.host_array(ViaDLPack(np.arange(4.0))), np.arange(4.0))
+
+
+def test_gradcheck_and_model_moves_work_on_a_registered_library(monkeypatch):
+    """The callers that convert through host_array (gradcheck, Layer.to, optimizer state) reach
+    the host through the registered backend's own to_numpy."""
+    from tests.fake_backends import Boxed, install_boxed_backend
+
+    boxed = install_boxed_backend(monkeypatch)
+    model = pnn.Sequential(pnn.layers.Dense(3, 2), device="cpu", dtype="float64", seed=0)
+    state = model.state_dict()
+    boxed_values = {k: boxed.asarray(v) for k, v in state.items()}
+    assert all(isinstance(v, Boxed) for v in boxed_values.values())
+    model.load_state_dict(boxed_values)  # boxed arrays -> the model's NumPy arrays
+    for k, v in model.state_dict().items():
+        np.testing.assert_array_equal(v, state[k])
+
+
+# -- registered backends are visible ---------------------------------------------------------------
+def test_available_devices_and_report_list_registered_backends(monkeypatch):
+    from tests.fake_backends import install_boxed_backend
+
+    install_boxed_backend(monkeypatch)
+
+    def missing_driver(suffix):
+        raise BackendUnavailableError("the gizmo library needs its driver: pip install gizmo")
+
+    def broken(suffix):
+        raise RuntimeError("factory bug")
+
+    backends.register_backend("gizmo", missing_driver)
+    backends.register_backend("broken", broken)
+    found = pnn.available_devices()
+    assert "boxed:0" in found and found[0] == "cpu"
+    assert not any(d.startswith(("gizmo", "broken")) for d in found)
+    report = backends.device_report()
+    lines = {line.split()[0]: line for line in report.splitlines()[1:] if line.startswith("  ")}
+    assert "usable -> boxed:0" in lines["boxed"]
+    assert "unusable: the gizmo library needs its driver" in lines["gizmo"]
+    assert "unusable: RuntimeError: factory bug" in lines["broken"]
+    assert report.index("registered backends") < report.index("  boxed")
+
+
+def test_report_says_when_nothing_is_registered():
+    assert "registered backends: none" in backends.device_report()
+
+
+# -- device contexts ----------------------------------------------------------------------------------
+def test_device_context_is_a_cheap_reentrant_context_manager(backend):
+    ctx = backend.device_context()
+    with ctx, backend.device_context():
+        x = backend.asarray(np.ones(3), dtype="float32")
+    assert backend.owns(x)
+    if backend.name in ("numpy", "array_api_strict", "dask") or backend.device_string == "torch:cpu":
+        assert ctx is backends.base.NO_CONTEXT  # one shared object, nothing to allocate
+
+
+def test_jax_device_context_makes_the_backends_device_the_default():
+    jax = pytest.importorskip("jax")
+    b = get_backend("jax:cpu")
+    with b.device_context():
+        assert jax.numpy.zeros(2).device == b.device
+
+
+def test_context_checked_backend_catches_creation_outside_the_context(monkeypatch):
+    import array_api_strict as strict
+
+    from tests.fake_backends import CREATION_FUNCTIONS, install_context_checked_backend
+
+    fake = install_context_checked_backend(monkeypatch)
+    assert get_backend("array_api_strict:device1") is fake
+    xp, dev = fake.xp, fake.device
+    with fake.device_context():
+        like = strict.ones(3, device=dev)
+    calls = {
+        "asarray": lambda m: m.asarray([1.0, 2.0], device=dev),
+        "zeros": lambda m: m.zeros(3, device=dev), "ones": lambda m: m.ones(3, device=dev),
+        "empty": lambda m: m.empty(3, device=dev), "full": lambda m: m.full(3, 2.0, device=dev),
+        "arange": lambda m: m.arange(3, device=dev), "eye": lambda m: m.eye(2, device=dev),
+        "linspace": lambda m: m.linspace(0.0, 1.0, 3, device=dev),
+        "zeros_like": lambda m: m.zeros_like(like), "ones_like": lambda m: m.ones_like(like),
+        "empty_like": lambda m: m.empty_like(like), "full_like": lambda m: m.full_like(like, 1.0),
+    }
+    assert set(calls) == set(CREATION_FUNCTIONS)
+    fake.violations.clear()
+    for name, make in calls.items():
+        for namespace in (xp, strict):  # the backend's namespace, and array_namespace(x)'s
+            with pytest.raises(AssertionError, match=f"{name} created an array on device1"):
+                make(namespace)
+            with fake.device_context(), fake.device_context():
+                assert make(namespace).device == dev
+    assert len(fake.violations) == 2 * len(calls)
+    # other devices are not this backend's business; its own conversions enter the context
+    fake.violations.clear()
+    assert strict.zeros(3).device == strict.Device("CPU_DEVICE")
+    x = fake.asarray(np.arange(3.0), dtype="float64")
+    fake.rng(0).normal((2, 2), dtype="float64")
+    assert fake.owns(x) and backends.backend_of(x) is fake and fake.violations == []
+
+
+# -- torch: detached at the door ------------------------------------------------------------------
+def test_torch_tensors_that_require_grad_are_detached_at_the_door():
+    torch = pytest.importorskip("torch")
+    b = get_backend("torch:cpu")
+    t = torch.randn(8, 3, dtype=torch.float64, requires_grad=True)
+    for converted in (b.asarray(t), b.asarray(t, dtype="float32"), backends.check_array(b, t)):
+        assert not converted.requires_grad and converted.grad_fn is None
+    X = torch.randn(32, 4, dtype=torch.float64, requires_grad=True)
+    y = torch.randn(32, 2, dtype=torch.float64, requires_grad=True)
+    model = pnn.Sequential(pnn.layers.Dense(4, 8), pnn.layers.ReLU(), pnn.layers.Dense(8, 2),
+                           device="torch:cpu", dtype="float64", seed=0)
+    model.fit(X, y, loss=pnn.losses.MSE(), optimizer=pnn.optimizers.Adam(0.01), epochs=2,
+              batch_size=8, verbose=0)
+    for p in model.parameters():
+        assert not p.value.requires_grad and p.value.grad_fn is None
+        assert p.grad.grad_fn is None
+    out = model.predict(X)
+    assert not out.requires_grad and out.grad_fn is None

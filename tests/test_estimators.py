@@ -304,7 +304,7 @@ def test_data_errors_match_the_training_api():
         model.fit(bad, y, loss="cross_entropy", optimizer="sgd", verbose=0)
     with pytest.raises(ValueError, match="2-D"):
         _small_mlp().fit(X[:, 0], y)
-    with pytest.raises(ValueError, match="0 feature"):
+    with pytest.raises(ValueError, match="X has no features: Found array with 0 feature"):
         _small_mlp().fit(X[:, :0], y)
     with pytest.raises(ValueError, match="requires y"):
         _small_mlp().fit(X, None)
@@ -411,3 +411,103 @@ def test_fallback_base_without_scikit_learn(monkeypatch):
 
 def test_lazy_submodule():
     assert pnn.estimators.MLPClassifier is MLPClassifier
+
+
+# weights, values in the estimator's dtype, label order -------------------------------------------
+def _coef(est):
+    return np.concatenate([p.ravel() for p in est.model_.state_dict().values()])
+
+
+@pytest.mark.parametrize("make", [
+    lambda: MLPClassifier(hidden_layer_sizes=(6,), max_epochs=5, batch_size=1000,
+                          dtype="float64", random_state=0, solver="sgd", learning_rate=0.1),
+    lambda: MLPRegressor(hidden_layer_sizes=(6,), max_epochs=5, batch_size=1000,
+                         dtype="float64", random_state=0, solver="sgd", learning_rate=0.1),
+    lambda: LogisticRegression(max_epochs=5, batch_size=1000, dtype="float64", random_state=0,
+                               solver="sgd", learning_rate=0.1),
+], ids=["MLPClassifier", "MLPRegressor", "LogisticRegression"])
+def test_integer_sample_weights_equal_repeated_rows(make):
+    X, y = _blobs(40)
+    w = np.random.default_rng(2).integers(0, 3, size=40)
+    weighted = make().fit(X, y, sample_weight=w)
+    repeated = make().fit(np.repeat(X, w, axis=0), np.repeat(y, w))
+    np.testing.assert_allclose(_coef(weighted), _coef(repeated), rtol=1e-10, atol=1e-12)
+
+
+def test_linear_regression_sample_weight_is_weighted_least_squares():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 3))
+    y = X @ np.array([1.0, -2.0, 0.5]) + 3.0 + rng.normal(scale=0.5, size=60)
+    w = rng.uniform(0.1, 3.0, size=60)
+    est = LinearRegression(dtype="float64", max_epochs=5000, tol=1e-12).fit(X, y, sample_weight=w)
+    A = np.hstack([X, np.ones((60, 1))]) * np.sqrt(w)[:, None]
+    exact = np.linalg.lstsq(A, y * np.sqrt(w), rcond=None)[0]
+    np.testing.assert_allclose(est.coef_, exact[:3], rtol=1e-6)
+    assert est.intercept_ == pytest.approx(exact[3], rel=1e-6)
+    unweighted = LinearRegression(dtype="float64", max_epochs=5000, tol=1e-12).fit(X, y)
+    assert not np.allclose(unweighted.coef_, est.coef_, rtol=1e-4)
+
+
+def test_class_weight_matches_sample_weights_and_balanced_is_scikit_learns():
+    X, y = _blobs(60)
+    labels = np.array(["cat", "dog", "eel"])[y]
+    cw = {"cat": 2.0, "eel": 0.5}
+    a = _small_mlp(class_weight=cw).fit(X, labels)
+    b = _small_mlp().fit(X, labels, sample_weight=np.array([cw.get(v, 1.0) for v in labels]))
+    np.testing.assert_array_equal(_coef(a), _coef(b))
+    c = LogisticRegression(class_weight="balanced", random_state=0, max_epochs=3).fit(X[:45],
+                                                                                      labels[:45])
+    if HAVE_SKLEARN:
+        from sklearn.utils.class_weight import compute_class_weight
+
+        expect = compute_class_weight("balanced", classes=np.unique(labels[:45]), y=labels[:45])
+        counts = np.unique(labels[:45], return_counts=True)[1]
+        np.testing.assert_allclose(expect, 45 / (3 * counts))
+        d = LogisticRegression(random_state=0, max_epochs=3).fit(
+            X[:45], labels[:45],
+            sample_weight=expect[np.searchsorted(np.unique(labels[:45]), labels[:45])])
+        np.testing.assert_allclose(_coef(c), _coef(d), rtol=1e-6)
+    with pytest.raises(ValueError, match="not classes of y"):
+        _small_mlp(class_weight={"cow": 1.0}).fit(X, labels)
+    with pytest.raises(ValueError, match="class_weight"):
+        _small_mlp(class_weight="even").fit(X, labels)
+    with pytest.raises(ValueError, match="sample_weight"):
+        _small_mlp().fit(X, labels, sample_weight=np.ones(3))
+    with pytest.raises(ValueError, match="non-negative"):
+        _small_mlp().fit(X, labels, sample_weight=-np.ones(60))
+
+
+@pytest.mark.parametrize("make", [_small_mlp, lambda: MLPRegressor(max_epochs=2),
+                                  lambda: LogisticRegression(max_epochs=2),
+                                  lambda: LinearRegression(max_epochs=10)],
+                         ids=["MLPClassifier", "MLPRegressor", "LogisticRegression",
+                              "LinearRegression"])
+def test_values_beyond_float32_are_errors_naming_x_or_y(make):
+    X, y = _blobs(30)
+    with pytest.raises(ValueError, match="^X has values up to .* float32"):
+        make().fit(X * 1e39, y)
+    est = make().fit(X, y)
+    with pytest.raises(ValueError, match="^X has values"):
+        est.predict(X * 1e39)
+    if hasattr(est, "predict_proba"):
+        with pytest.raises(ValueError, match="^X has values"):
+            est.predict_proba(X * 1e39)
+    else:
+        with pytest.raises(ValueError, match="^y has values"):
+            make().fit(X, y * 1e39)
+    with pytest.raises(ValueError, match="^X has no samples"):
+        make().fit(X[:0], y[:0])
+
+
+def test_labels_that_first_appear_out_of_order_are_learned():
+    """classes_ is sorted (np.unique), and predictions map back through it whatever order the
+    labels first appear in."""
+    X, y = _blobs(90)
+    names = np.array(["zebra", "ant", "moose"])  # sorted: ant, moose, zebra
+    order = np.argsort(y != 2, kind="stable")  # rows of class 2 ("moose") come first
+    labels = names[y][order]
+    est = _small_mlp(max_epochs=60).fit(X[order], labels)
+    assert est.classes_.tolist() == ["ant", "moose", "zebra"]
+    assert np.mean(est.predict(X[order]) == labels) > 0.95
+    proba = est.predict_proba(X[order])
+    assert np.mean(est.classes_[proba.argmax(axis=1)] == labels) > 0.95

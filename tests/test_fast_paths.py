@@ -345,3 +345,171 @@ def test_benchmark_gemm_bound_computes_the_products():
     np.testing.assert_allclose(bound.z[0], bound.h[0] @ bound.w[0])
     np.testing.assert_allclose(bound.dw[1], bound.h[1].T @ bound.g[1])
     np.testing.assert_allclose(bound.gin[1], bound.g[1] @ bound.w[1].T)
+
+
+# -- one answer per backend: fast paths and generic code agree on non-finite inputs ---------------
+def _nasty(rng, shape, dtype, scale=1.0, subnormal=True):
+    """Normal values with inf, -inf, NaN, ±0, subnormals and finite values whose square
+    overflows (the float's largest / 10, and its square root times 10) at random places."""
+    info = np.finfo(dtype)
+    x = rng.normal(size=shape) * scale
+    specials = [np.inf, -np.inf, np.nan, 0.0, -0.0, float(info.tiny) / 4 if subnormal else 0.5,
+                float(info.max) / 10, -float(info.max) / 10, math.sqrt(float(info.max)) * 10,
+                -math.sqrt(float(info.max)) * 10]
+    flat = x.reshape(-1)
+    at = rng.choice(flat.size, size=min(flat.size, 2 * len(specials)), replace=False)
+    flat[at] = np.resize(specials, at.size)
+    return x.astype(dtype)
+
+
+def _same_answer(got, want, dtype, exact=False):
+    """NaN at the same places, infinities with the same signs, the finite values close (or equal)."""
+    got, want = np.asarray(got), np.asarray(want)
+    assert got.dtype == want.dtype and got.shape == want.shape
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want), err_msg="NaN positions differ")
+    np.testing.assert_array_equal(np.isposinf(got), np.isposinf(want), err_msg="+inf differs")
+    np.testing.assert_array_equal(np.isneginf(got), np.isneginf(want), err_msg="-inf differs")
+    finite = np.isfinite(want)
+    if exact:
+        np.testing.assert_array_equal(got[finite], want[finite])
+    else:
+        np.testing.assert_allclose(got[finite], want[finite], rtol=TOL[dtype]["rtol"] * 10,
+                                   atol=TOL[dtype]["atol"])
+
+
+@pytest.fixture
+def quiet():
+    # overflow and inf - inf are the point here: NumPy's RuntimeWarnings (errors in this suite)
+    with np.errstate(all="ignore"):
+        yield
+
+
+@pytest.mark.usefixtures("quiet")
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_relu_fast_paths_agree_on_non_finite_inputs(rng, dtype):
+    _, fast, generic = _numpy_pair()
+    x = _nasty(rng, (12, 9), dtype)
+    g = _nasty(rng, (12, 9), dtype)
+    y = generic.relu(x)
+    _same_answer(fast.relu(x), y, dtype, exact=True)
+    _same_answer(fast.relu_inplace(x.copy()), y, dtype, exact=True)
+    want = generic.relu_backward(g, y)
+    assert np.isinf(g[y <= 0]).any() and np.isnan(g[y <= 0]).any()  # at off units too
+    _same_answer(fast.relu_backward(g, y), want, dtype, exact=True)
+    _same_answer(fast.relu_backward_inplace(g.copy(), y), want, dtype, exact=True)
+
+
+@pytest.mark.usefixtures("quiet")
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_reduction_and_product_fast_paths_agree_on_non_finite_inputs(rng, dtype):
+    _, fast, generic = _numpy_pair()
+    g = _nasty(rng, (40, 6), dtype)
+    g[:, 0] = 1.0
+    g[3, 0], g[7, 0] = np.inf, -np.inf  # inf - inf in one column: NaN in both
+    _same_answer(fast.bias_grad(g), generic.bias_grad(g), dtype, exact=True)
+    _same_answer(fast.sum_rows_into(g, np.empty(6, dtype=dtype)), generic.sum_rows_into(g, None),
+                 dtype, exact=True)
+    for d in (g, _nasty(rng, (5, 3), dtype)[:, :1] * 0 + float(np.finfo(dtype).max) / 10):
+        _same_answer(fast.sum_of_squares(d), generic.sum_of_squares(d), dtype, exact=True)
+    a, b = _nasty(rng, (8, 5), dtype), _nasty(rng, (8, 4), dtype, scale=0.5)
+    _same_answer(fast.matmul_into(a.T, b, np.empty((5, 4), dtype=dtype)),
+                 generic.matmul_into(a.T, b, None), dtype)
+
+
+@pytest.mark.usefixtures("quiet")
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_softmax_cross_entropy_fast_path_agrees_on_non_finite_logits(rng, dtype):
+    _, fast, generic = _numpy_pair()
+    big = float(np.finfo(dtype).max) / 2
+    labels = np.array([0, 1, 2, 0, 1, 2])
+    z = rng.normal(size=(6, 3)).astype(dtype)
+    z[0, 1] = -np.inf  # a class that can never win: finite loss, zero probability
+    z[1] = [big, -big, 0.0]  # the shift overflows to -inf for one class
+    z[2, 2] = -np.inf  # the label's own logit is -inf: an infinite loss
+    for rows in (slice(0, 2), slice(0, 3)):  # finite loss, then +inf
+        v_fast, s_fast = fast.softmax_cross_entropy(z[rows], labels[rows], 0.5)
+        v_gen, s_gen = generic.softmax_cross_entropy(z[rows], labels[rows], 0.5)
+        _same_answer(v_fast, v_gen, dtype)
+        _same_answer(fast.softmax_cross_entropy_backward(s_fast),
+                     generic.softmax_cross_entropy_backward(s_gen), dtype)
+    assert math.isinf(float(v_gen)) and float(v_gen) > 0
+    z[3, 0], z[4, 2], z[5] = np.inf, np.nan, -np.inf  # NaN rows: the same rows NaN in both
+    v_fast, s_fast = fast.softmax_cross_entropy(z, labels, 1.0)
+    v_gen, s_gen = generic.softmax_cross_entropy(z, labels, 1.0)
+    assert math.isnan(float(v_fast)) and math.isnan(float(v_gen))
+    g_fast = fast.softmax_cross_entropy_backward(s_fast)
+    g_gen = generic.softmax_cross_entropy_backward(s_gen)
+    _same_answer(g_fast, g_gen, dtype)
+    np.testing.assert_array_equal(np.isnan(g_gen).all(axis=1), [0, 0, 0, 1, 1, 1])
+
+
+@pytest.mark.usefixtures("quiet")
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_adam_fast_path_gives_the_generic_bits_on_non_finite_inputs(rng, dtype):
+    """Every pass is the generic code's operation in its order: the same bits, NaN and inf
+    included, for gradients, values and state holding every kind of special value."""
+    _, fast, generic = _numpy_pair()
+    hp = {"lr": 1e-2, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8}
+    shape = (9, 8)
+    a = [_nasty(rng, shape, dtype), _nasty(rng, shape, dtype), np.abs(_nasty(rng, shape, dtype))]
+    b = [x.copy() for x in a]
+    for t in range(1, 4):
+        g = _nasty(rng, shape, dtype)
+        fast.adam_update(*a[:1], g, *a[1:], **hp, t=t)
+        b = list(generic.adam_update(b[0], g, b[1], b[2], **hp, t=t))
+        for x, y in zip(a, b):
+            np.testing.assert_array_equal(x, y)  # NaN == NaN here; inf signs compared
+
+
+@pytest.mark.usefixtures("quiet")
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_adam_fast_path_keeps_training_when_the_squared_gradient_overflows(dtype):
+    """g² = inf makes v = inf and the step m / √v = 0 in the generic code; (v − g²)β + g² was
+    NaN there, so NumPy stopped on NaN where the other backends trained on."""
+    _, fast, generic = _numpy_pair()
+    huge = math.sqrt(float(np.finfo(dtype).max)) * 10
+    theta = np.array([1.0, -2.0, 3.0], dtype=dtype)
+    g = np.array([huge, -huge, 0.5], dtype=dtype)
+    want = generic.adam_update(theta.copy(), g, np.zeros_like(g), np.zeros_like(g), lr=0.1,
+                               beta1=0.9, beta2=0.999, eps=1e-8, t=1)
+    got = fast.adam_update(theta.copy(), g, np.zeros_like(g), np.zeros_like(g), lr=0.1,
+                           beta1=0.9, beta2=0.999, eps=1e-8, t=1)
+    assert np.isposinf(want[2][:2]).all() and np.isfinite(want[0]).all()
+    for x, y in zip(got, want):
+        np.testing.assert_array_equal(x, y)
+
+
+@pytest.mark.usefixtures("quiet")
+def test_every_backend_gives_numpys_answer_on_non_finite_inputs(backend, rng):
+    """The same nasty inputs through each backend's ops: NaN where NumPy has NaN, the same
+    infinities, the same finite values, so that one seed trains (or stops) alike everywhere.
+    (Subnormal inputs are left out: XLA on the CPU flushes them to zero, as JAX documents.)"""
+    ref = get_backend("cpu").ops
+    ops = backend.ops
+    dt = "float64"
+    xh, gh = (_nasty(rng, (10, 7), dt, subnormal=False) for _ in range(2))
+    x, g = backend.asarray(xh, dtype=dt), backend.asarray(gh, dtype=dt)
+    yh = ref.relu(xh)
+    _same_answer(to_np(ops.relu(x)), yh, dt)
+    _same_answer(to_np(ops.relu_backward(g, ops.relu(x))), ref.relu_backward(gh, yh), dt)
+    _same_answer(to_np(ops.bias_grad(g)), ref.bias_grad(gh), dt)
+    _same_answer(float(ops.sum_of_squares(g)), float(ref.sum_of_squares(gh)), dt)
+    zh = rng.normal(size=(4, 3))
+    zh[0, 1], zh[1, 0], zh[2, 2] = -np.inf, -1e308, np.nan
+    labels = np.array([0, 1, 0, 2])
+    for rows in (slice(0, 2), slice(0, 4)):
+        v, s = ops.softmax_cross_entropy(backend.asarray(zh[rows], dtype=dt),
+                                         backend.asarray(labels[rows]), 0.25)
+        v_ref, s_ref = ref.softmax_cross_entropy(zh[rows], labels[rows], 0.25)
+        _same_answer(float(v), float(v_ref), dt)
+        _same_answer(to_np(ops.softmax_cross_entropy_backward(s)),
+                     ref.softmax_cross_entropy_backward(s_ref), dt)
+    state = [_nasty(rng, (10, 7), dt, subnormal=False) for _ in range(3)]
+    state[2] = np.abs(state[2])
+    want = ref.adam_update(*[s.copy() for s in state[:1]], gh, *[s.copy() for s in state[1:]],
+                           lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, t=2)
+    got = ops.adam_update(*(backend.asarray(s.copy(), dtype=dt) for s in state[:1]), g,
+                          *(backend.asarray(s.copy(), dtype=dt) for s in state[1:]),
+                          lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, t=2)
+    for a, b in zip(got, want):
+        _same_answer(to_np(a), b, dt)

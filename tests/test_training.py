@@ -324,7 +324,7 @@ def _bad_cases():
     ok = {"loss": "cross_entropy", "optimizer": "sgd", "verbose": 0}
     return [
         ("X 1-D", (X[:, 0], y), ok, ValueError, "2-D"),
-        ("X 3-D", (X[:, :, None], y), ok, ValueError, "2-D"),
+        ("X 3-D into Dense", (X[:, :, None], y), ok, ValueError, "does not fit the model"),
         ("X text", (np.array([["a", "b"]] * 30), y), ok, TypeError, "numbers"),
         ("X ragged", ([[1.0, 2.0], [3.0]], y[:2]), ok, ValueError, "rectangular"),
         ("wrong features", (np.zeros((30, 3)), y), ok, ValueError, "does not fit the model"),

@@ -10,10 +10,15 @@ This package is the only place that imports a concrete array library. Device str
                                and ``":device2"`` are its fake second and third devices
 ``"torch:cpu"``, ``"torch:cuda"``, ``"torch:cuda:N"``   PyTorch tensors (``"torch"`` = torch:cpu)
 ``"jax:cpu"``, ``"jax:cuda"``, ``"jax:cuda:N"``         JAX arrays (``"jax"`` = jax:cpu)
+``"dask"``                     dask arrays (lazy NumPy chunks), evaluated after each step
 =============================  ==========================================================
 
 ``register_backend(name, factory)`` adds a library: ``factory(suffix)`` gets what follows
-``"name:"`` in the device string (or ``None``) and returns a `Backend`.
+``"name:"`` in the device string (or ``None``) and returns a `Backend`. A registered library is
+then a backend like the built-in ones: ``backend_of`` and ``host_array`` find its arrays (its
+default backend ``get_backend(name)`` is asked ``owner_of(x)``), ``available_devices()`` and
+``python -m portable_nn`` list it. A factory registered under a built-in library's name
+(``"array_api_strict"``, say) replaces that library's factory.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 
-from .base import Backend, DeviceRNG, host_array, host_rng
+from .base import Backend, DeviceRNG, host_array, host_rng, plain_host_array
 
 __all__ = [
     "Backend",
@@ -34,6 +39,7 @@ __all__ = [
     "get_backend",
     "host_array",
     "host_rng",
+    "plain_host_array",
     "register_backend",
 ]
 
@@ -186,13 +192,29 @@ def _jax_factory(suffix):
     return JaxBackend(target)
 
 
+def _dask_factory(suffix):
+    _no_suffix("dask", suffix)
+    try:
+        importlib.import_module("dask.array")
+    except ImportError as exc:
+        raise BackendUnavailableError(
+            f"device 'dask' needs dask with its array extra, which is not installed ({exc}): "
+            'pip install "dask[array]"'
+        ) from None
+    from .dask_backend import DaskBackend
+
+    return DaskBackend()
+
+
 _FACTORIES: dict[str, Callable[[str | None], Backend]] = {
     "numpy": _numpy_factory,
     "cupy": _cupy_factory,
     "array_api_strict": _strict_factory,
     "torch": _torch_factory,
     "jax": _jax_factory,
+    "dask": _dask_factory,
 }
+_BUILT_IN = frozenset(_FACTORIES)
 _ALIASES = {"cpu": "numpy", "cuda": "cupy"}
 _CACHE: dict[str, Backend] = {}
 
@@ -208,11 +230,20 @@ KNOWN_DEVICES = (
     "torch:cuda",
     "jax:cpu",
     "jax:cuda",
+    "dask",
 )
+# The devices that available_devices() and the report probe (besides cuda:N and registered ones)
+_PROBED = ("cpu", "cuda", "array_api_strict", "array_api_strict:device1", "torch:cpu",
+           "torch:cuda", "jax:cpu", "jax:cuda", "dask")
+
+
+def _registered():
+    """Names registered with ``register_backend`` that are not built-in libraries."""
+    return [name for name in _FACTORIES if name not in _BUILT_IN]
 
 
 def _valid_list():
-    extra = [n for n in _FACTORIES if n not in ("numpy", "cupy", "array_api_strict", "torch", "jax")]
+    extra = _registered()
     return ", ".join(repr(d) for d in (*KNOWN_DEVICES, "numpy", "cupy", *extra))
 
 
@@ -267,17 +298,31 @@ def _probe(device):
         return None, str(exc)
 
 
+def _probe_registered(name):
+    """``_probe`` for a user's factory, which may fail in any way: the failure is the answer."""
+    backend, reason = None, None
+    try:
+        backend, reason = _probe(name)
+    except Exception as exc:  # noqa: BLE001 - a broken factory must not break the listing
+        reason = f"{type(exc).__name__}: {exc}"
+    return backend, reason
+
+
 def available_devices() -> list[str]:
-    """Canonical device strings that can be used on this machine, CPU first."""
+    """Canonical device strings that can be used on this machine, CPU first, then the usable
+    registered backends (each by ``get_backend(name)``)."""
     found = []
-    for device in ("cpu", "cuda", "array_api_strict", "array_api_strict:device1", "torch:cpu",
-                   "torch:cuda", "jax:cpu", "jax:cuda"):
+    for device in _PROBED:
         backend, _ = _probe(device)
         if backend is not None and backend.device_string not in found:
             found.append(backend.device_string)
     if "cuda:0" in found:
         at = found.index("cuda:0") + 1
         found[at:at] = _further_gpus()
+    for name in _registered():
+        backend, _ = _probe_registered(name)
+        if backend is not None and backend.device_string not in found:
+            found.append(backend.device_string)
     return found
 
 
@@ -289,7 +334,40 @@ def _further_gpus() -> list[str]:
 
 
 def backend_of(x) -> Backend:
-    """The backend whose arrays ``x`` is (library and device), e.g. to return results like it."""
+    """The backend whose arrays ``x`` is (library and device), e.g. to return results like it.
+
+    The built-in libraries are recognised by type; then the backends already built and every
+    registered library's default backend (``owner_of``) are asked. ``TypeError`` if none owns
+    ``x``."""
+    backend = _owner_of(x)
+    if backend is None:
+        raise TypeError(
+            f"not an array of a known backend: {type(x).__module__}.{type(x).__qualname__} "
+            "(a library of your own needs portable_nn.register_backend)"
+        )
+    return backend
+
+
+def _owner_of(x):
+    """``backend_of(x)``, or ``None`` when no backend owns ``x``."""
+    backend = _built_in_owner(x)
+    if backend is not None:
+        return backend
+    for backend in list(_CACHE.values()):
+        if backend.owns(x):
+            return backend
+    for name in _registered():
+        try:
+            default = get_backend(name)
+        except Exception:  # noqa: BLE001, S112 - unusable here: it cannot own x either
+            continue
+        owner = default.owner_of(x)
+        if owner is not None:
+            return owner
+    return None
+
+
+def _built_in_owner(x):
     mod = type(x).__module__.split(".")[0]
     if mod == "numpy":
         return get_backend("cpu")
@@ -303,16 +381,16 @@ def backend_of(x) -> Backend:
     if mod == "array_api_strict":
         name = x.device._device if hasattr(x.device, "_device") else str(x.device)
         return get_backend("array_api_strict" + ("" if name == "CPU_DEVICE" else f":{name}"))
-    for backend in _CACHE.values():
-        if backend.owns(x):
-            return backend
-    raise TypeError(f"not an array of a known backend: {type(x).__name__}")
+    if mod == "dask" and hasattr(x, "__dask_graph__"):
+        return get_backend("dask")
+    return None
 
 
 def check_array(backend: Backend, x, argname: str = "x"):
-    """Raise a clear error unless ``x`` is an array of ``backend`` (right library, right device)."""
+    """Raise a clear error unless ``x`` is an array of ``backend`` (right library, right device);
+    return it as the model may keep it (``backend.admit``: a torch tensor detached)."""
     if backend.owns(x):
-        return x
+        return backend.admit(x)
     try:
         other = backend_of(x) if hasattr(x, "shape") else None
     except TypeError:
@@ -332,7 +410,7 @@ def check_array(backend: Backend, x, argname: str = "x"):
 
 def _versions():
     lines = []
-    for mod in ("numpy", "array_api_compat", "array_api_strict", "cupy", "torch", "jax"):
+    for mod in ("numpy", "array_api_compat", "array_api_strict", "cupy", "torch", "jax", "dask"):
         try:
             m = importlib.import_module(mod)
             lines.append(f"  {mod:<18} {getattr(m, '__version__', '?')}")
@@ -349,11 +427,21 @@ def device_report() -> str:
     lines += _versions()
     lines.append("devices (aliases: numpy = cpu, cupy = cuda, cupy:N = cuda:N):")
     gpus = _further_gpus() if _probe("cuda")[0] is not None else []  # each past the first
-    for device in ("cpu", "cuda", *gpus, "auto", "array_api_strict", "array_api_strict:device1",
-                   "torch:cpu", "torch:cuda", "jax:cpu", "jax:cuda"):
-        backend, reason = _probe(device)
-        if backend is None:
-            lines.append(f"  {device:<26} unusable: {reason}")
-        else:
-            lines.append(f"  {device:<26} usable -> {backend.describe()}")
+    for device in ("cpu", "cuda", *gpus, "auto", *_PROBED[2:]):
+        lines.append(_report_line(device, *_probe(device)))
+    names = _registered()
+    lines.append("registered backends (register_backend):" if names else
+                 "registered backends: none (add one with portable_nn.register_backend)")
+    for name in names:
+        lines.append(_report_line(name, *_probe_registered(name)))
     return "\n".join(lines)
+
+
+def _report_line(device, backend, reason):
+    if backend is None:
+        return f"  {device:<26} unusable: {reason}"
+    try:
+        described = backend.describe()
+    except Exception as exc:  # noqa: BLE001 - a registered backend's describe may be broken
+        described = f"{backend.device_string} (describe() raised {type(exc).__name__}: {exc})"
+    return f"  {device:<26} usable -> {described}"

@@ -8,6 +8,7 @@ synchronisation) lives in a subclass here.
 
 from __future__ import annotations
 
+import contextlib
 from functools import cached_property
 
 import numpy as np
@@ -16,21 +17,52 @@ from .ops import ops_for
 
 _DTYPES = ("float32", "float64")
 
+# What device_context() returns where there is no current device to set: one shared object, as
+# entering a nullcontext costs next to nothing and it may be entered by many threads at once.
+NO_CONTEXT = contextlib.nullcontext()
+
 
 def host_array(x):
-    """Any array (NumPy, CuPy, torch, array-api-strict on any device) or nested list -> NumPy."""
+    """Any array -> NumPy, through the backend that owns it; host data stays host data.
+
+    NumPy arrays come back as they are, lists, tuples and scalars through ``np.asarray``. An
+    array of a backend, built in or registered (``register_backend``), goes through that
+    backend's ``to_numpy`` (found with ``backend_of``), so a library whose arrays NumPy cannot
+    read by itself still converts. Anything else is accepted only if ``np.asarray`` (or DLPack)
+    gives a numeric array, else a ``TypeError`` names its type."""
     if isinstance(x, np.ndarray):
         return x
-    mod = type(x).__module__
-    if mod.startswith("cupy"):
-        return x.get()
-    if mod.startswith("torch"):
-        return x.detach().cpu().numpy()
-    if mod.startswith("array_api_strict"):
-        import array_api_strict as strict
+    if isinstance(x, (list, tuple, int, float, complex, np.generic)):
+        return np.asarray(x)
+    from . import _owner_of  # the registry imports this module: look it up at call time
 
-        return np.asarray(x.to_device(strict.Device("CPU_DEVICE")))
-    return np.asarray(x)
+    owner = _owner_of(x)
+    if owner is not None:
+        return owner.to_numpy(x)
+    return plain_host_array(x)
+
+
+def plain_host_array(x):
+    """``x`` -> NumPy without a backend: ``np.asarray``, or DLPack for an array that has no
+    ``__array__``; a ``TypeError`` unless the result is numeric (an object array is never data)."""
+    kind = f"{type(x).__module__}.{type(x).__qualname__}"
+    try:
+        arr = np.asarray(x)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        arr, why = None, f"np.asarray raised {type(exc).__name__}: {exc}"
+    if (arr is None or arr.dtype.kind not in "biufc") and hasattr(x, "__dlpack__"):
+        try:
+            arr = np.from_dlpack(x)
+        except (TypeError, ValueError, RuntimeError, BufferError):
+            pass
+    if arr is None or arr.dtype.kind not in "biufc":
+        if arr is not None:
+            why = f"np.asarray gives dtype {arr.dtype}"
+        raise TypeError(
+            f"cannot convert {kind} to a NumPy array: it is not an array of a known backend "
+            f"(a library of your own needs portable_nn.register_backend) and {why}"
+        )
+    return arr
 
 
 def host_rng(seed):
@@ -59,12 +91,11 @@ class DeviceRNG:
 class Backend:
     """An array library on one device.
 
-    ``name`` is the library ("numpy", "cupy", "array_api_strict", "torch"), ``device`` the native
-    device object, ``device_string`` the canonical string that ``get_backend`` accepts to build this
-    same backend again. Two backends are equal when they are the same library on the same device.
-    ``ops`` holds the hot-path operations that layers use (`backends.ops.Ops`, or the library's
-    fast paths).
-    """
+    ``name`` is the library ("numpy", "cupy", "array_api_strict", "torch", "jax", "dask", or a
+    registered one), ``device`` the native device object, ``device_string`` the canonical string
+    that ``get_backend`` accepts to build this same backend again. Two backends are equal when
+    they are the same library on the same device. ``ops`` holds the hot-path operations that
+    layers use (`backends.ops.Ops`, or the library's fast paths)."""
 
     name = "base"
 
@@ -91,6 +122,13 @@ class Backend:
     def __repr__(self):
         return f"Backend({self.device_string!r})"
 
+    def __reduce__(self):
+        # a backend holds a namespace module, which does not pickle: it travels as its device
+        # string and is looked up again (``copy.deepcopy`` and ``pickle`` of a model need this)
+        from . import get_backend
+
+        return get_backend, (self.device_string,)
+
     def __setattr__(self, key, value):
         if key in self.__dict__:
             raise AttributeError("Backend objects are immutable")
@@ -116,18 +154,49 @@ class Backend:
         """True when ``x`` is an array of this library on this backend's device."""
         raise NotImplementedError
 
+    def admit(self, x):
+        """An array this backend owns, as a model may keep it (``check_array`` returns this):
+        ``x`` itself, or for torch ``x.detach()`` when it requires grad."""
+        return x
+
+    def owner_of(self, x):
+        """The backend of this library that owns ``x`` (this one, or the one of ``x``'s device),
+        or ``None`` when ``x`` is not an array of this library. ``backend_of`` asks every
+        registered library's default backend (``get_backend(name)``) this; a library with
+        several devices overrides it to answer for arrays of the others."""
+        return self if self.owns(x) else None
+
     def asarray(self, x, dtype=None):
-        """Host data, or an array of any backend, -> an array of this backend (copied if needed)."""
+        """Host data, or an array of any backend, -> an array of this backend (copied if needed).
+
+        An array of another backend reaches the host through that backend's ``to_numpy``
+        (`host_array`); the new array is made inside ``device_context()``."""
         dt = None if dtype is None else self.dtype(dtype)
         if self.owns(x):
             return x if dt is None or x.dtype == dt else self.xp.astype(x, dt)
-        return self._from_host(host_array(x), dt)
+        host = host_array(x)
+        with self.device_context():
+            return self._from_host(host, dt)
 
     def _from_host(self, arr, dtype):
         raise NotImplementedError
 
     def to_numpy(self, x):
-        return host_array(x)
+        """An array of this backend -> a NumPy array (a registered library overrides this)."""
+        return plain_host_array(x)
+
+    def device_context(self):
+        """A context manager that makes this backend's device the current one.
+
+        Every public entry point of a model (``Sequential.forward/backward``, ``fit``,
+        ``evaluate``, ``predict``, an optimizer's ``step``, a loss's ``forward/backward``) runs
+        its work inside it: libraries that place new arrays on a *current* device (CuPy, whose
+        creation functions ignore ``device=`` through array-api-compat; torch's and JAX's
+        defaults) then allocate on the model's device, not on GPU 0. CuPy answers with
+        ``cupy.cuda.Device(i)``, torch on CUDA with ``torch.cuda.device(i)``, JAX with
+        ``jax.default_device(dev)``; libraries without a current device with one shared
+        ``contextlib.nullcontext()``. The contexts nest, and entering one is cheap."""
+        return NO_CONTEXT
 
     def rng(self, seed=None) -> DeviceRNG:
         return DeviceRNG(self, seed)

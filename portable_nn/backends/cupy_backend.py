@@ -13,21 +13,22 @@ class CupyRNG(DeviceRNG):
 
     def __init__(self, backend, seed=None):
         self.backend = backend
-        with backend.device:
+        with backend.device_context():
             self._gen = cupy.random.default_rng(seed)
 
     def uniform(self, shape, low=0.0, high=1.0, dtype="float32"):
-        with self.backend.device:
+        with self.backend.device_context():
             u = self._gen.random(size=shape, dtype=dtype)
             return u if (low, high) == (0.0, 1.0) else u * (high - low) + low
 
     def normal(self, shape, mean=0.0, std=1.0, dtype="float32"):
-        with self.backend.device:
+        with self.backend.device_context():
             z = self._gen.standard_normal(size=shape, dtype=dtype)
             return z if (mean, std) == (0.0, 1.0) else z * std + mean
 
     def bernoulli(self, shape, p, dtype="float32"):
-        return (self.uniform(shape, dtype=dtype) < p).astype(dtype)
+        with self.backend.device_context():
+            return (self.uniform(shape, dtype=dtype) < p).astype(dtype)
 
 
 class CupyBackend(Backend):
@@ -39,15 +40,22 @@ class CupyBackend(Backend):
     def owns(self, x):
         return isinstance(x, cupy.ndarray) and x.device.id == self.device.id
 
+    def device_context(self):
+        # a new Device each time: its context stack is per object, and one shared object entered
+        # from two threads would restore the wrong device
+        return cupy.cuda.Device(self.device.id)
+
     def asarray(self, x, dtype=None):
-        if isinstance(x, cupy.ndarray) and x.device.id != self.device.id:
-            with self.device:
-                x = cupy.asarray(x)
-        return super().asarray(x, dtype)
+        with self.device_context():
+            if isinstance(x, cupy.ndarray) and x.device.id != self.device.id:
+                x = cupy.asarray(x)  # a peer copy onto the current device
+            return super().asarray(x, dtype)
 
     def _from_host(self, arr, dtype):
-        with self.device:
-            return cupy.asarray(arr, dtype=dtype)
+        return cupy.asarray(arr, dtype=dtype)  # base asarray runs it in device_context()
+
+    def to_numpy(self, x):
+        return x.get()
 
     def rng(self, seed=None):
         return CupyRNG(self, seed)

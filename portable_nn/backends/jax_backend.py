@@ -22,20 +22,23 @@ class JaxRNG(DeviceRNG):
         self.backend = backend
         if seed is None:
             seed = int(np.random.SeedSequence().generate_state(1)[0])
-        with jax.default_device(backend.device):
-            self._key = jax.random.key(int(seed))
+        seed = int(seed)
+        with backend.device_context():
+            # a key takes 32 bits (64 in x64 mode); seeds up to 2**64 fold their high half in
+            key = jax.random.key(seed & 0xFFFFFFFF)
+            self._key = jax.random.fold_in(key, (seed >> 32) & 0xFFFFFFFF) if seed >> 32 else key
 
     def _next(self):
         self._key, sub = jax.random.split(self._key)
         return sub
 
     def uniform(self, shape, low=0.0, high=1.0, dtype="float32"):
-        with jax.default_device(self.backend.device):
+        with self.backend.device_context():
             return jax.random.uniform(self._next(), tuple(shape), dtype=self.backend.dtype(dtype),
                                       minval=low, maxval=high)
 
     def normal(self, shape, mean=0.0, std=1.0, dtype="float32"):
-        with jax.default_device(self.backend.device):
+        with self.backend.device_context():
             z = jax.random.normal(self._next(), tuple(shape), dtype=self.backend.dtype(dtype))
         return z if (mean, std) == (0.0, 1.0) else z * std + mean
 
@@ -84,6 +87,9 @@ class JaxBackend(Backend):
         # np.asarray would give a read-only view of JAX's buffer; host arrays must be writeable
         # (other libraries wrap them without copying and may update them in place)
         return np.array(x)
+
+    def device_context(self):
+        return jax.default_device(self.device)
 
     def rng(self, seed=None):
         return JaxRNG(self, seed)

@@ -91,8 +91,11 @@ class Ops:
         shifted = z - xp.max(z, axis=-1, keepdims=True)
         logp = shifted - xp.log(xp.sum(xp.exp(shifted), axis=-1, keepdims=True))
         classes = xp.arange(z.shape[-1], device=device_of(labels))
-        onehot = xp.astype(labels[:, None] == classes[None, :], z.dtype)
-        return -scale * xp.sum(onehot * logp), (logp, onehot, scale)
+        target = labels[:, None] == classes[None, :]
+        # picked with where, not onehot · logp: a logit of -inf (or one so low that the shift
+        # overflows) gives logp = -inf, and 0 · -inf would make the loss NaN instead of finite
+        picked = xp.sum(xp.where(target, logp, 0.0))
+        return -scale * picked, (logp, xp.astype(target, z.dtype), scale)
 
     def softmax_cross_entropy_backward(self, state):
         """``scale · (softmax(z) − onehot(t))``, the lecture's ``ŷ − t``."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import array_api_compat.torch as xp_torch
 import torch
 
-from .base import Backend, DeviceRNG
+from .base import NO_CONTEXT, Backend, DeviceRNG
 
 
 class TorchRNG(DeviceRNG):
@@ -45,10 +45,23 @@ class TorchBackend(Backend):
         return isinstance(x, torch.Tensor) and x.device == self.device
 
     def asarray(self, x, dtype=None):
+        # Detached at the door, always: a tensor that requires grad would otherwise carry its
+        # autograd history into the parameters, and every step's graph would be kept alive.
         if isinstance(x, torch.Tensor):
             dt = None if dtype is None else self.dtype(dtype)
-            return x.to(device=self.device, dtype=dt)
+            return x.detach().to(device=self.device, dtype=dt)
         return super().asarray(x, dtype)
+
+    def admit(self, x):
+        return x.detach() if x.requires_grad else x
+
+    def to_numpy(self, x):
+        return x.detach().cpu().numpy()
+
+    def device_context(self):
+        if self.device.type == "cuda":
+            return torch.cuda.device(self.device)
+        return NO_CONTEXT
 
     def _from_host(self, arr, dtype):
         return torch.as_tensor(arr, dtype=dtype, device=self.device)

@@ -26,8 +26,16 @@ def _positive_int(value, argname):
 class Layer:
     """Base class. Subclasses implement ``forward``/``backward`` and, if they own parameters or
     buffers, ``_build(rng)``; ``get_config()`` returns the constructor's keyword arguments so that
-    checkpoints can rebuild the layer without pickling."""
+    checkpoints can rebuild the layer without pickling.
 
+    ``trainable`` (default ``True``): set it to ``False`` to freeze the layer (on a container,
+    everything it holds): its parameters get no gradient from ``backward``, no update or weight
+    decay from any optimizer and no regularization penalty. Checkpoints keep the setting.
+    ``integer_input`` (a class attribute) is ``True`` for a layer whose input is integer indices
+    (``Embedding``): a model that starts with one takes integer input.
+    """
+
+    integer_input = False
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         LAYER_CLASSES[cls.__name__] = cls
@@ -38,6 +46,7 @@ class Layer:
         self.dtype = None
         self._params: dict[str, Parameter] = {}
         self._buffers: dict[str, object] = {}
+        self._trainable = True
 
     # construction -----------------------------------------------------------------------------
     def build(self, backend="cpu", dtype="float32", rng=None, *, seed=None):
@@ -54,7 +63,8 @@ class Layer:
         """Create parameters and buffers (with ``self.add_parameter``); nothing by default."""
 
     def add_parameter(self, name, host_value, **kwargs) -> Parameter:
-        p = Parameter(self.backend.asarray(host_value, dtype=self.dtype), name=name, **kwargs)
+        p = Parameter(self.backend.asarray(host_value, dtype=self.dtype), name=name,
+                      trainable=self.__dict__.get("_trainable", True), **kwargs)
         self._params[name] = p
         setattr(self, name, p)
         return p
@@ -97,6 +107,24 @@ class Layer:
         """``backward(grad_out)``, free to write over ``grad_out``, which no one else holds."""
         return self.backward(grad_out, need_input_grad=need_input_grad)
 
+    # freezing ---------------------------------------------------------------------------------
+    @property
+    def trainable(self) -> bool:
+        """Whether the layer learns (``False``: frozen; see the class docstring)."""
+        return self.__dict__.get("_trainable", True)
+
+    @trainable.setter
+    def trainable(self, value):
+        if not isinstance(value, bool):
+            raise TypeError(f"trainable must be True or False, got {value!r}")
+        self._trainable = value
+        for p in self._params.values():
+            p.trainable = value
+
+    def modules(self):
+        """This layer and every layer nested in it, depth first (a leaf layer: just itself)."""
+        yield self
+
     # state ------------------------------------------------------------------------------------
     def parameters(self) -> list[Parameter]:
         return list(self._params.values())
@@ -115,7 +143,7 @@ class Layer:
         """Sum of the regularizer penalties of this layer's parameters (0.0 if none)."""
         total = 0.0
         for p in self._params.values():
-            if p.regularizer is not None:
+            if p.regularizer is not None and p.trainable:  # a frozen weight is not penalised
                 total = total + p.regularizer.penalty(p.value)
         return total
 
@@ -158,6 +186,25 @@ class Layer:
     def get_config(self) -> dict:
         return {}
 
+    @classmethod
+    def from_config(cls, config):
+        """An unbuilt layer from ``get_config()`` output (containers rebuild their children)."""
+        return cls(**config)
+
+    @classmethod
+    def _from_entry(cls, config):
+        """What `layer_from_config` builds from a config: an unbuilt layer (a model class whose
+        ``from_config`` builds by default overrides this)."""
+        return cls.from_config(config)
+
+    def config_entry(self) -> dict:
+        """``{"class", "config"}`` (plus ``"trainable": False`` for a frozen layer): how a
+        container and a checkpoint describe this layer."""
+        entry = {"class": type(self).__name__, "config": self.get_config()}
+        if not self.trainable:
+            entry["trainable"] = False
+        return entry
+
     def state_shapes(self):
         """``{name: shape}`` of the parameters and buffers that building will create, known from
         the configuration alone (``None`` when the layer cannot say: a user's layer that builds
@@ -172,13 +219,30 @@ class Layer:
     def num_parameters(self) -> int:
         return sum(p.size for p in self._params.values())
 
+    # copying ----------------------------------------------------------------------------------
+    # ``copy.deepcopy`` and ``pickle`` (joblib, multiprocessing, scikit-learn's clone) copy the
+    # arrays and the configuration; the namespace module is not copied but looked up again from
+    # the backend, which itself pickles as its device string. (``pnn.load`` never unpickles: a
+    # pickle is the user's own choice.)
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state.pop("xp", None)
+        state.pop("_cleared_names", None)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        backend = self.__dict__.get("backend")
+        self.xp = None if backend is None else backend.xp  # (a model's xp follows its backend)
+
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
         return f"{type(self).__name__}({args})"
 
 
 def layer_from_config(entry: dict) -> Layer:
-    """Rebuild an (unbuilt) layer from ``{"class": name, "config": kwargs}``."""
+    """Rebuild an (unbuilt) layer from ``{"class": name, "config": kwargs}`` (and an optional
+    ``"trainable": False``), as `Layer.config_entry` writes it."""
     if not isinstance(entry, dict) or not isinstance(entry.get("class"), str):
         # a malformed config is a bad value, like any other missing key
         raise ValueError(  # noqa: TRY004
@@ -188,4 +252,12 @@ def layer_from_config(entry: dict) -> Layer:
         raise ValueError(
             f"unknown layer class {entry['class']!r}; known: {', '.join(sorted(LAYER_CLASSES))}"
         )
-    return cls(**entry.get("config", {}))
+    config = entry.get("config", {})
+    if not isinstance(config, dict):
+        raise ValueError(  # noqa: TRY004 - a malformed config is a bad value
+            f"the config of a {entry['class']} entry must be a dict, got {config!r}")
+    layer = cls._from_entry(config)
+    trainable = entry.get("trainable", True)
+    if trainable is not True:
+        layer.trainable = trainable  # False, or a TypeError naming a value that is not a bool
+    return layer

@@ -17,6 +17,8 @@ class Dense(Layer):
     - ``dL/db = sum_i g_i``     (m,)
     - ``dL/dx = g W^T``         (n, k), skipped when ``need_input_grad=False``
 
+    A frozen parameter (``trainable`` False) gets no gradient: its product is skipped.
+
     ``init`` / ``bias_init`` name an initializer (see ``portable_nn.initializers``); ``regularizer``
     (``L1``/``L2``) penalises ``W`` only.
     """
@@ -81,11 +83,13 @@ class Dense(Layer):
             )
         w = self.weight
         ops = self.backend.ops
-        # the previous gradient arrays may be written over, as in PyTorch: see Parameter
-        w.grad = ops.matmul_into(x.T, grad_out, w.grad)
-        if w.regularizer is not None:
-            w.grad += w.regularizer.gradient(w.value)
-        if self.use_bias:
+        # the previous gradient arrays may be written over, as in PyTorch: see Parameter; a
+        # frozen parameter (trainable False) gets no gradient at all
+        if w.trainable:
+            w.grad = ops.matmul_into(x.T, grad_out, w.grad)
+            if w.regularizer is not None:
+                w.grad = w.grad + w.regularizer.gradient(w.value)
+        if self.use_bias and self.bias.trainable:
             self.bias.grad = ops.sum_rows_into(grad_out, self.bias.grad)
         return grad_out @ w.value.T if need_input_grad else None
 
