@@ -1,8 +1,19 @@
-"""Metrics: ``metric(y_true, y_pred)`` -> a 0-d array on the arrays' device (no host sync).
+"""Metrics: ``metric(y_true, y_pred, sample_weight=None)`` -> a 0-d array on the arrays' device
+(no host sync).
 
 ``y_pred`` is the model's output of shape (n, outputs); ``y_true`` holds integer class labels of
 shape (n,), one-hot rows of shape (n, classes), or targets of ``y_pred``'s shape (a 1-D ``y_true``
 goes with a single-column ``y_pred``). Convert with ``float(metric(...))`` when you need a number.
+
+``sample_weight`` (an (n,) array of the predictions' library, or a list): each row's metric is
+weighted, ``Σ_i w_i m_i / Σ_i w_i`` (scikit-learn's ``sample_weight``; integer weights equal
+repeating rows). The weights are not checked for sign (that would cost a host sync per batch):
+``fit`` checks them once for the whole data set.
+
+Outputs are read with the loss's convention: several columns are scores whose argmax is the class
+(logits and probabilities agree); a single column is a score against ``threshold``: 0.5 for a
+probability (a sigmoid output, ``BinaryCrossEntropy(from_logits=False)``), 0.0 for a logit
+(``BinaryCrossEntropy()``, whose ``σ(z) > 0.5`` is ``z > 0``); ``fit`` passes the right one.
 
 =============  ===============================================================================
 ``accuracy``   fraction of rows classified right: argmax of ``y_pred`` against the label (or the
@@ -19,8 +30,44 @@ goes with a single-column ``y_pred``). Convert with ``float(metric(...))`` when 
 from __future__ import annotations
 
 from array_api_compat import array_namespace
+from array_api_compat import device as device_of
 
 __all__ = ["accuracy", "get", "mae", "metric_name", "mse", "r2_score"]
+
+
+def _namespace(y_true, y_pred, sample_weight):
+    """The arrays' namespace, and the weights as an (n,) array of y_pred's dtype (or None)."""
+    if sample_weight is None or isinstance(sample_weight, (list, tuple)):
+        xp = array_namespace(y_true, y_pred)
+    else:
+        try:
+            xp = array_namespace(y_true, y_pred, sample_weight)
+        except TypeError:
+            raise TypeError(
+                f"sample_weight must be an array of the predictions' library, got "
+                f"{type(sample_weight).__module__}.{type(sample_weight).__name__}") from None
+    if sample_weight is None:
+        return xp, None
+    w = sample_weight
+    if isinstance(w, (list, tuple)):
+        w = xp.asarray(w, device=device_of(y_pred))
+        if xp.isdtype(w.dtype, ("integral", "real floating")):
+            # read again in y_pred's dtype: torch would have read Python floats as float32
+            w = xp.asarray(sample_weight, dtype=y_pred.dtype, device=device_of(y_pred))
+    if not xp.isdtype(w.dtype, ("integral", "real floating")):
+        raise TypeError(f"sample_weight must hold real numbers, got dtype {w.dtype}")
+    n = y_pred.shape[0]
+    if w.ndim != 1 or w.shape[0] != n:
+        raise ValueError(f"sample_weight must have shape ({n},), one weight per row of y_pred, "
+                         f"got {tuple(w.shape)}")
+    return xp, (w if w.dtype == y_pred.dtype else xp.astype(w, y_pred.dtype))
+
+
+def _average(xp, per_row, w):
+    """The mean of ``per_row`` (n,), weighted by ``w`` when given."""
+    if w is None:
+        return xp.mean(per_row)
+    return xp.sum(w * per_row) / xp.sum(w)
 
 
 def _as_pred_shape(xp, y_true, y_pred):
@@ -37,14 +84,18 @@ def _as_pred_shape(xp, y_true, y_pred):
     return t if t.dtype == y_pred.dtype else xp.astype(t, y_pred.dtype)
 
 
-def accuracy(y_true, y_pred, threshold=0.5):
-    """Fraction of correct predictions (0-d array).
+def accuracy(y_true, y_pred, threshold=0.5, sample_weight=None):
+    """Fraction of correct predictions (0-d array); weighted: ``Σ w_i [right_i] / Σ w_i``.
 
     Binary when ``y_pred`` has one column (or is 1-D): predicted positive where
-    ``y_pred > threshold``, true positive where ``y_true > 0.5``. Categorical otherwise: the class
-    is ``argmax(y_pred, axis=1)``, compared with integer labels or with the argmax of one-hot rows.
+    ``y_pred > threshold`` (0.5 for probabilities, 0.0 for logits), true positive where
+    ``y_true > 0.5``. Categorical otherwise: the class is ``argmax(y_pred, axis=1)``, compared with
+    integer labels or with the argmax of one-hot rows.
     """
-    xp = array_namespace(y_true, y_pred)
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)):
+        raise TypeError(f"threshold must be a number, got {type(threshold).__name__} "
+                        f"{threshold!r}")
+    xp, w = _namespace(y_true, y_pred, sample_weight)
     if y_pred.ndim not in (1, 2):
         raise ValueError(f"y_pred must be 1-D or 2-D, got shape {tuple(y_pred.shape)}")
     n = y_pred.shape[0]
@@ -78,30 +129,44 @@ def accuracy(y_true, y_pred, threshold=0.5):
         if t.dtype != pred_cls.dtype:
             t = xp.astype(t, pred_cls.dtype)
         correct = pred_cls == t
-    return xp.mean(xp.astype(correct, ftype))
+    return _average(xp, xp.astype(correct, ftype), w)
 
 
-def mse(y_true, y_pred):
-    """Mean squared error over every element (0-d array)."""
-    xp = array_namespace(y_true, y_pred)
+def _row_means(xp, e):
+    """Each row's mean of an (n, m) array, or the (n,) array itself."""
+    return e if e.ndim == 1 else xp.mean(e, axis=1)
+
+
+def mse(y_true, y_pred, sample_weight=None):
+    """Mean squared error over every element (0-d array); weighted: ``Σ w_i mse_i / Σ w_i``
+    with ``mse_i`` the row's mean (scikit-learn's ``mean_squared_error`` with sample_weight)."""
+    xp, w = _namespace(y_true, y_pred, sample_weight)
     d = y_pred - _as_pred_shape(xp, y_true, y_pred)
-    return xp.mean(d * d)
+    return xp.mean(d * d) if w is None else _average(xp, _row_means(xp, d * d), w)
 
 
-def mae(y_true, y_pred):
-    """Mean absolute error over every element (0-d array)."""
-    xp = array_namespace(y_true, y_pred)
-    return xp.mean(xp.abs(y_pred - _as_pred_shape(xp, y_true, y_pred)))
+def mae(y_true, y_pred, sample_weight=None):
+    """Mean absolute error over every element (0-d array); weighted as ``mse``."""
+    xp, w = _namespace(y_true, y_pred, sample_weight)
+    e = xp.abs(y_pred - _as_pred_shape(xp, y_true, y_pred))
+    return xp.mean(e) if w is None else _average(xp, _row_means(xp, e), w)
 
 
-def r2_score(y_true, y_pred):
-    """``1 − Σ(t − y)² / Σ(t − mean t)²`` per column, averaged over columns (0-d array)."""
-    xp = array_namespace(y_true, y_pred)
+def r2_score(y_true, y_pred, sample_weight=None):
+    """``1 − Σ w(t − y)² / Σ w(t − t̄)²`` per column (``t̄`` the weighted mean; ``w = 1`` without
+    weights), averaged over columns (0-d array), as scikit-learn's ``r2_score``."""
+    xp, w = _namespace(y_true, y_pred, sample_weight)
     pred = y_pred if y_pred.ndim == 2 else xp.reshape(y_pred, (-1, 1))
     t = _as_pred_shape(xp, y_true, pred)
-    ss_res = xp.sum((t - pred) ** 2, axis=0)
-    centred = t - xp.mean(t, axis=0)
-    ss_tot = xp.sum(centred * centred, axis=0)
+    if w is None:
+        ss_res = xp.sum((t - pred) ** 2, axis=0)
+        centred = t - xp.mean(t, axis=0)
+        ss_tot = xp.sum(centred * centred, axis=0)
+    else:
+        wc = w[:, None]
+        ss_res = xp.sum(wc * (t - pred) ** 2, axis=0)
+        centred = t - xp.sum(wc * t, axis=0) / xp.sum(w)
+        ss_tot = xp.sum(wc * centred * centred, axis=0)
     ones = xp.ones_like(ss_tot)
     varying = ss_tot > 0.0
     # divide only where the column varies (no 0/0 warning); constant columns score 1 or 0

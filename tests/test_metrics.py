@@ -106,3 +106,85 @@ def test_shape_errors_are_clear():
         metrics.accuracy(np.eye(3), np.zeros((3, 2)))
     with pytest.raises(ValueError, match="rows"):
         metrics.accuracy(np.zeros(4, dtype=int), np.zeros((3, 2)))
+
+
+# -- sample weights, against scikit-learn -----------------------------------------------------------
+def _weighted_case(seed=0, n=40, k=3):
+    rng = np.random.default_rng(seed)
+    w = rng.uniform(0.0, 3.0, size=n)
+    w[:5] = 0.0  # rows that do not count
+    return rng, w
+
+
+def test_weighted_accuracy_matches_scikit_learn(backend):
+    skm = pytest.importorskip("sklearn.metrics")
+    rng, w = _weighted_case()
+    scores = rng.normal(size=(40, 3))
+    labels = rng.integers(0, 3, size=40)
+    expected = skm.accuracy_score(labels, scores.argmax(1), sample_weight=w)
+    sw = _dev(backend, w)
+    assert _val(metrics.accuracy(_dev(backend, labels), _dev(backend, scores), sample_weight=sw)) \
+        == pytest.approx(expected, rel=1e-12)
+    one_hot = _dev(backend, np.eye(3)[labels])
+    assert _val(metrics.accuracy(one_hot, _dev(backend, scores), sample_weight=sw)) == \
+        pytest.approx(expected, rel=1e-12)
+    # binary, with a logit threshold of 0 (the convention fit uses for logits)
+    z = rng.normal(size=(40, 1))
+    bits = rng.integers(0, 2, size=40)
+    expected = skm.accuracy_score(bits, (z[:, 0] > 0.0).astype(int), sample_weight=w)
+    assert _val(metrics.accuracy(_dev(backend, bits), _dev(backend, z), threshold=0.0,
+                                 sample_weight=sw)) == pytest.approx(expected, rel=1e-12)
+    # unweighted accuracy differs (so the weights are really used)
+    assert _val(metrics.accuracy(_dev(backend, bits), _dev(backend, z), threshold=0.0)) != \
+        pytest.approx(expected, rel=1e-6)
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_weighted_regression_metrics_match_scikit_learn(backend, k):
+    skm = pytest.importorskip("sklearn.metrics")
+    rng, w = _weighted_case(k=k)
+    t = rng.normal(size=(40, k))
+    p = t + rng.normal(scale=0.7, size=(40, k))
+    sw = _dev(backend, w)
+    for ours, theirs in ((metrics.mse, skm.mean_squared_error),
+                         (metrics.mae, skm.mean_absolute_error),
+                         (metrics.r2_score, skm.r2_score)):
+        expected = theirs(t, p, sample_weight=w)
+        got = _val(ours(_dev(backend, t), _dev(backend, p), sample_weight=sw))
+        assert got == pytest.approx(expected, rel=1e-10), ours.__name__
+        assert _val(ours(_dev(backend, t), _dev(backend, p))) != pytest.approx(expected, rel=1e-6)
+    # a 1-D target of a single-column output, and weights given as a list
+    if k == 1:
+        got = _val(metrics.r2_score(_dev(backend, t[:, 0]), _dev(backend, p),
+                                    sample_weight=w.tolist()))
+        assert got == pytest.approx(skm.r2_score(t, p, sample_weight=w), rel=1e-10)
+
+
+def test_integer_weights_equal_repeating_rows(backend):
+    rng = np.random.default_rng(2)
+    t, p = rng.normal(size=(6, 2)), rng.normal(size=(6, 2))
+    w = np.array([0, 1, 2, 3, 1, 1])
+    rep = np.repeat(np.arange(6), w)
+    for fn in (metrics.mse, metrics.mae, metrics.r2_score):
+        weighted = _val(fn(_dev(backend, t), _dev(backend, p), sample_weight=_dev(backend, w)))
+        assert weighted == pytest.approx(_val(fn(_dev(backend, t[rep]), _dev(backend, p[rep]))),
+                                         rel=1e-12)
+
+
+def test_weights_are_checked_and_keep_the_dtype(backend):
+    p = _dev(backend, [[0.2], [0.7], [0.9]], dtype="float32")
+    t = _dev(backend, np.array([0, 1, 0]))
+    with pytest.raises(ValueError, match=r"sample_weight must have shape \(3,\).*got \(2,\)"):
+        metrics.accuracy(t, p, sample_weight=_dev(backend, [1.0, 2.0]))
+    with pytest.raises(ValueError, match=r"sample_weight must have shape \(3,\)"):
+        metrics.mse(p, p, sample_weight=_dev(backend, np.ones((3, 1))))
+    with pytest.raises(TypeError, match="sample_weight must hold real numbers"):
+        metrics.mae(p, p, sample_weight=_dev(backend, np.array([True, False, True])))
+    with pytest.raises(TypeError, match="threshold must be a number"):
+        metrics.accuracy(t, p, threshold="0.5")
+    out = metrics.accuracy(t, p, sample_weight=_dev(backend, [1.0, 1.0, 2.0]))  # float64 weights
+    assert backend.dtype_name(out.dtype) == "float32"
+    assert _val(out) == pytest.approx(0.5)  # right: rows 0 and 1, weight 2 of 4
+    if backend.name != "numpy":
+        with pytest.raises(TypeError, match="sample_weight must be an array of the predictions'"):
+            metrics.mse(p, p, sample_weight=np.ones(3))
