@@ -16,9 +16,16 @@ Epochs and batches count from 0.
 
 Per-batch ``logs`` avoid host syncs: ``"loss"`` is the batch loss as a 0-d array on the device,
 ``"size"`` the batch's rows, ``"seen"`` the rows seen so far this epoch and ``"sums"`` a dict of
-device running sums (loss and each metric, weighted by rows). Call ``float(...)`` only when you need
-the number. Setting ``model.stop_training = True`` ends training after the current epoch, or at
-once when set during the batches; such an interrupted epoch is not recorded in the History.
+device running sums (loss and each metric, weighted by rows, or by the rows' sample weights, whose
+running total is ``"weight_seen"``) and ``"last"`` whether it is the epoch's last batch. Call
+``float(...)`` only when you need the number. Setting ``model.stop_training = True`` ends
+training after the current epoch, or at once when set during the batches; such an interrupted
+epoch is not recorded in the History. A callback that stops training may say why in
+``model.stop_reason``; the History keeps it (``history.stop_reason``).
+
+``Callback.writes`` says whether a callback writes files or to the terminal (``ModelCheckpoint``,
+``CSVLogger``, ``ProgressBar``): under data-parallel training only rank 0 runs those, while every
+rank runs the others (``EarlyStopping``, ``ReduceLROnPlateau``, ...), which must decide alike.
 """
 
 from __future__ import annotations
@@ -37,7 +44,7 @@ from .parameter import all_finite
 
 __all__ = [
     "CSVLogger", "Callback", "EarlyStopping", "LearningRateScheduler", "ModelCheckpoint",
-    "NonFiniteLossWarning", "ProgressBar", "TerminateOnNaN",
+    "NonFiniteLossWarning", "ProgressBar", "ReduceLROnPlateau", "TerminateOnNaN",
 ]
 
 
@@ -46,10 +53,16 @@ class NonFiniteLossWarning(UserWarning):
 
 
 class Callback:
-    """Base class; every hook does nothing. ``self.model`` and ``self.params`` are set by fit."""
+    """Base class; every hook does nothing. ``self.model`` and ``self.params`` are set by fit.
+
+    ``writes`` (class attribute, default ``False``): ``True`` for a callback that writes files or
+    to the terminal. Under data-parallel training only rank 0 runs the callbacks with
+    ``writes = True``; every rank runs the others, so those must not write anything.
+    """
 
     model = None
     params = MappingProxyType({})  # read-only until fit calls set_params
+    writes = False
 
     def check(self, model, params):
         """Called by fit before anything changes, with the model and the ``params`` that
@@ -80,9 +93,89 @@ class Callback:
         """Called after the optimizer step of ``batch`` (logs hold device arrays, see module)."""
 
 
+# argument checks shared by the callbacks ---------------------------------------------------------
+def _monitor_arg(monitor):
+    if not isinstance(monitor, str):
+        raise TypeError(f"monitor must be a log key such as 'val_loss', got "
+                        f"{type(monitor).__name__} {monitor!r}")
+    if not monitor:
+        raise ValueError("monitor must be a log key such as 'val_loss', got ''")
+    return monitor
+
+
+def _count_arg(value, argname):
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{argname} must be an int >= 0, got {type(value).__name__} {value!r}")
+    if value < 0:
+        raise ValueError(f"{argname} must be an int >= 0, got {value!r}")
+    return value
+
+
+def _number_arg(value, argname, *, low=-math.inf, above=None):
+    """A finite float >= ``low`` (or > ``above``)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{argname} must be a number, got {type(value).__name__} {value!r}")
+    value = float(value)
+    bound = f"> {above}" if above is not None else f">= {low}"
+    if not math.isfinite(value) or value < low or (above is not None and value <= above):
+        raise ValueError(f"{argname} must be a finite number {bound}, got {value!r}")
+    return value
+
+
+def _bool_arg(value, argname):
+    if not isinstance(value, bool):
+        raise TypeError(f"{argname} must be True or False, got {value!r}")
+    return value
+
+
+def _path_arg(path):
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
+    path = os.fspath(path)
+    if not isinstance(path, str) or not path:
+        raise ValueError(f"path must be a non-empty file name, got {path!r}")
+    return path
+
+
+def _logged_keys(params):
+    """The epoch log keys fit writes in a run with these ``params``."""
+    keys = ["loss", *params.get("metrics", [])]
+    if params.get("do_validation"):
+        keys += [f"val_{k}" for k in keys]
+    return [*keys, "lr", "time"]
+
+
+def _require_logged(owner, monitor, params):
+    """``check``'s rule for a monitored key: fit must log it in this run."""
+    keys = _logged_keys(params)
+    if monitor in keys:
+        return
+    hint = (" (validation keys need validation_data or validation_split)"
+            if monitor.startswith("val_") and not params.get("do_validation") else "")
+    raise ValueError(f"{owner}: monitor {monitor!r} is not logged by this fit{hint}; the logged "
+                     f"keys are {keys}")
+
+
+def _require_writable_dir(owner, path):
+    """``check``'s rule for an output file: its directory exists and may be written."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise ValueError(f"{owner}: the directory of {path!r} ({folder}) does not exist; "
+                         "create it before training")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ValueError(f"{owner}: the directory of {path!r} ({folder}) is not writable")
+
+
+def _run_optimizer(model, params):
+    """The optimizer of the run being checked: ``params["optimizer"]`` where fit passes it,
+    else the model's (the one a fit without ``optimizer=`` reuses)."""
+    opt = params.get("optimizer") if hasattr(params, "get") else None
+    return opt if opt is not None else getattr(model, "optimizer", None)
+
+
 def _resolve_mode(mode, monitor):
     """'min' or 'max'; 'auto' maximises accuracy-like keys (acc, r2, auc)."""
-    if mode not in ("auto", "min", "max"):
+    if not isinstance(mode, str) or mode not in ("auto", "min", "max"):
         raise ValueError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
     if mode != "auto":
         return mode
@@ -107,28 +200,18 @@ class EarlyStopping(Callback):
 
     def __init__(self, monitor="val_loss", min_delta=0.0, patience=0, mode="auto", baseline=None,
                  start_from_epoch=0, restore_best_weights=False):
-        if not isinstance(monitor, str) or not monitor:
-            raise TypeError(f"monitor must be a log key such as 'val_loss', got {monitor!r}")
-        if isinstance(min_delta, bool) or not isinstance(min_delta, (int, float)) \
-                or not math.isfinite(min_delta):
-            raise ValueError(f"min_delta must be a finite number, got {min_delta!r}")
-        for name, value in (("patience", patience), ("start_from_epoch", start_from_epoch)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"{name} must be an int >= 0, got {value!r}")
-        if baseline is not None and (isinstance(baseline, bool)
-                                     or not isinstance(baseline, (int, float))):
-            raise TypeError(f"baseline must be a number or None, got {baseline!r}")
-        if not isinstance(restore_best_weights, bool):
-            raise TypeError(f"restore_best_weights must be True or False, got "
-                            f"{restore_best_weights!r}")
-        self.monitor = monitor
+        self.monitor = _monitor_arg(monitor)
+        self.min_delta = abs(_number_arg(min_delta, "min_delta"))
+        self.patience = _count_arg(patience, "patience")
+        self.start_from_epoch = _count_arg(start_from_epoch, "start_from_epoch")
+        self.baseline = None if baseline is None else _number_arg(baseline, "baseline")
+        self.restore_best_weights = _bool_arg(restore_best_weights, "restore_best_weights")
         self.mode = _resolve_mode(mode, monitor)
-        self.min_delta = abs(float(min_delta))
-        self.patience = patience
-        self.baseline = None if baseline is None else float(baseline)
-        self.start_from_epoch = start_from_epoch
-        self.restore_best_weights = restore_best_weights
         self._reset()
+
+    def check(self, model, params):
+        """Refuse a ``monitor`` this fit does not log (``val_loss`` without validation data)."""
+        _require_logged("EarlyStopping", self.monitor, params)
 
     def _reset(self):
         self.wait = 0
@@ -171,6 +254,9 @@ class EarlyStopping(Callback):
         if self.wait >= self.patience and epoch > 0:
             self.stopped_epoch = epoch
             self.model.stop_training = True
+            self.model.stop_reason = (
+                f"EarlyStopping: {self.monitor} did not improve for {self.wait} epochs (best "
+                f"{self.best:.6g} at epoch {self.best_epoch})")
 
     def on_train_end(self, logs=None):
         if self.restore_best_weights and self.best_weights is not None:
@@ -185,31 +271,31 @@ class ModelCheckpoint(Callback):
     is written only when ``monitor`` improved (``mode`` as in EarlyStopping).
     """
 
+    writes = True
+
     def __init__(self, path, monitor="val_loss", save_best_only=False, mode="auto"):
-        if not isinstance(path, (str, os.PathLike)):
-            raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
-        if not isinstance(save_best_only, bool):
-            raise TypeError(f"save_best_only must be True or False, got {save_best_only!r}")
-        self.path = os.fspath(path)
-        self.monitor = monitor
-        self.save_best_only = save_best_only
+        self.path = _path_arg(path)
+        self.monitor = _monitor_arg(monitor)
+        self.save_best_only = _bool_arg(save_best_only, "save_best_only")
         self.mode = _resolve_mode(mode, monitor)
         self.best = None
         self.saved = []
 
     def check(self, model, params):
+        """Before training: the path template can be filled in with the keys this fit logs, its
+        directory exists and is writable, and with ``save_best_only`` the monitor is logged."""
         # a path naming a key that fit never logs would fail after the first epoch's training
-        keys = ["loss", *params.get("metrics", [])]
-        if params.get("do_validation"):
-            keys += [f"val_{k}" for k in keys]
-        sample = dict.fromkeys([*keys, "lr", "time"], 0.0)
+        sample = dict.fromkeys(_logged_keys(params), 0.0)
         try:
-            self.path.format(epoch=1, **sample)
-        except (KeyError, IndexError, ValueError) as exc:
+            first = self.path.format(epoch=1, **sample)
+        except (KeyError, IndexError, ValueError, AttributeError) as exc:
             raise ValueError(
                 f"ModelCheckpoint path {self.path!r} cannot be filled in ({type(exc).__name__}: "
                 f"{exc}); it may use {{epoch}} and the logged keys {sorted(sample)}"
             ) from None
+        _require_writable_dir("ModelCheckpoint", first)
+        if self.save_best_only:
+            _require_logged("ModelCheckpoint", self.monitor, params)
 
     def on_train_begin(self, logs=None):
         self.best = math.inf if self.mode == "min" else -math.inf
@@ -235,18 +321,41 @@ class ModelCheckpoint(Callback):
 
 
 class LearningRateScheduler(Callback):
-    """Set ``optimizer.learning_rate = fn(epoch, lr)`` before each epoch (``lr``: the current
-    rate as a float). The new rate must be a finite number > 0."""
+    """Set the optimizer's learning rate to ``fn(epoch, lr)`` before each epoch, as Keras's.
+
+    ``lr`` is the optimizer's ``learning_rate`` (a float); the new rate must be a finite number
+    > 0. The optimizer must not have a schedule already (``check`` refuses it before training,
+    as Keras does, instead of silently replacing the schedule). The rate the steps use is
+    ``fn(epoch, lr) · optimizer.lr_scale``: a ``ReduceLROnPlateau`` in the same run scales
+    what ``fn`` returns. ``verbose=True`` prints each new rate.
+    """
 
     def __init__(self, fn, verbose=False):
         if not callable(fn):
             raise TypeError(f"fn must be a callable (epoch, lr) -> lr, got {type(fn).__name__}")
         self.fn = fn
-        self.verbose = verbose
+        self.verbose = _bool_arg(verbose, "verbose")
+
+    @staticmethod
+    def _refuse_schedule(opt):
+        if opt is None:
+            return
+        if getattr(opt, "has_schedule", False) or not isinstance(
+                getattr(opt, "learning_rate", None), float):
+            raise ValueError(
+                f"LearningRateScheduler: the optimizer's learning_rate is "
+                f"{getattr(opt, 'learning_rate', None)!r}, not a float; it would be replaced "
+                "without notice. Use either a schedule or this callback, not both"
+            )
+
+    def check(self, model, params):
+        """Refuse an optimizer whose learning rate is a schedule."""
+        self._refuse_schedule(_run_optimizer(model, params))
 
     def on_epoch_begin(self, epoch, logs=None):
         opt = self.model.optimizer
-        lr = float(opt.current_lr())
+        self._refuse_schedule(opt)  # again, for an optimizer check() did not see
+        lr = opt.learning_rate
         new = self.fn(epoch, lr)
         if isinstance(new, bool) or not isinstance(new, (int, float)) or not math.isfinite(new) \
                 or new <= 0:
@@ -257,6 +366,92 @@ class LearningRateScheduler(Callback):
         opt.learning_rate = float(new)
         if self.verbose:
             print(f"epoch {epoch + 1}: learning rate {float(new):.6g}")
+
+
+class ReduceLROnPlateau(Callback):
+    """Lower the learning rate by ``factor`` when ``monitor`` stops improving, as Keras's.
+
+    An epoch improves when ``current < best − min_delta`` (mode "min"; "max": ``> best +
+    min_delta``; "auto" picks "max" for accuracy/r2/auc and "min" otherwise, as EarlyStopping).
+    After ``patience`` epochs without improvement the effective rate becomes
+    ``max(lr · factor, min_lr)`` (if it is above ``min_lr``), then ``cooldown`` epochs pass before
+    epochs count again. The reduction goes through ``optimizer.lr_scale``, so it works with every
+    optimizer and scales a schedule too (a schedule keeps its shape, lowered); a reduction never
+    takes the effective rate below ``min_lr`` (with a schedule: below ``min_lr`` at the step of
+    the reduction; the schedule may decay further by itself). The scale stays on the optimizer
+    after training, as Keras's lowered rate does. Each epoch's logs get ``"lr"``: the effective
+    rate before this epoch's reduction.
+
+    ``check`` refuses a ``monitor`` this fit does not log (the rule of EarlyStopping) and an
+    optimizer without ``lr_scale``. After training: ``best``, ``wait``, ``cooldown_counter``.
+    """
+
+    def __init__(self, monitor="val_loss", factor=0.1, patience=10, mode="auto", min_delta=1e-4,
+                 cooldown=0, min_lr=0.0):
+        self.monitor = _monitor_arg(monitor)
+        self.factor = _number_arg(factor, "factor", above=0.0)
+        if self.factor >= 1.0:
+            raise ValueError(f"factor must be in (0, 1) (the rate is multiplied by it), got "
+                             f"{factor!r}")
+        self.patience = _count_arg(patience, "patience")
+        self.mode = _resolve_mode(mode, monitor)
+        self.min_delta = _number_arg(min_delta, "min_delta", low=0.0)
+        self.cooldown = _count_arg(cooldown, "cooldown")
+        self.min_lr = _number_arg(min_lr, "min_lr", low=0.0)
+        self._reset()
+
+    def _reset(self):
+        self.best = math.inf if self.mode == "min" else -math.inf
+        self.wait = 0
+        self.cooldown_counter = 0
+
+    @staticmethod
+    def _require_scalable(opt):
+        if opt is not None and not (hasattr(opt, "lr_scale") and hasattr(opt, "current_lr")):
+            raise TypeError(f"ReduceLROnPlateau needs an optimizer with lr_scale and current_lr() "
+                            f"(a portable_nn optimizer), got {type(opt).__name__}")
+
+    def check(self, model, params):
+        """Refuse a ``monitor`` this fit does not log, and an optimizer it cannot scale."""
+        _require_logged("ReduceLROnPlateau", self.monitor, params)
+        self._require_scalable(_run_optimizer(model, params))
+
+    def on_train_begin(self, logs=None):
+        self._require_scalable(self.model.optimizer)
+        self._reset()
+
+    def _improves(self, current):
+        if self.mode == "min":
+            return current < self.best - self.min_delta
+        return current > self.best + self.min_delta
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs if logs is not None else {}
+        opt = self.model.optimizer
+        lr = float(opt.current_lr())
+        logs["lr"] = lr
+        current = logs.get(self.monitor)
+        if current is None:
+            warnings.warn(f"ReduceLROnPlateau: {self.monitor!r} is not in the logs (available: "
+                          f"{', '.join(sorted(logs))}); the learning rate is left as it is",
+                          stacklevel=2)
+            return
+        if self.cooldown_counter > 0:
+            self.cooldown_counter -= 1
+            self.wait = 0
+        if self._improves(current):
+            self.best, self.wait = current, 0
+            return
+        if self.cooldown_counter > 0:
+            return
+        self.wait += 1
+        # a relative margin: a rate clamped to min_lr reads back a rounding error above it
+        if self.wait >= self.patience and lr > self.min_lr * (1.0 + 1e-9):
+            factor = self.factor if lr * self.factor >= self.min_lr else self.min_lr / lr
+            scale = opt.lr_scale * factor
+            if scale > 0.0:  # after ~300 reductions to min_lr=0 the scale would underflow
+                opt.lr_scale = scale
+            self.cooldown_counter, self.wait = self.cooldown, 0
 
 
 class TerminateOnNaN(Callback):
@@ -283,12 +478,10 @@ class TerminateOnNaN(Callback):
     """
 
     def __init__(self, check_every=50, restore=False):
-        if isinstance(check_every, bool) or not isinstance(check_every, int) or check_every < 1:
+        if _count_arg(check_every, "check_every") < 1:
             raise ValueError(f"check_every must be an int >= 1, got {check_every!r}")
-        if not isinstance(restore, bool):
-            raise TypeError(f"restore must be True or False, got {restore!r}")
         self.check_every = check_every
-        self.restore = restore
+        self.restore = _bool_arg(restore, "restore")
         self.stopped_epoch = None
         self.stopped_batch = None
 
@@ -311,8 +504,16 @@ class TerminateOnNaN(Callback):
 
     def on_batch_end(self, batch, logs=None):
         self._pending.append(logs["loss"])
-        last = batch == self.params.get("steps", 0) - 1
+        steps = self.params.get("steps")
+        last = logs.get("last", steps is not None and batch == steps - 1)
         if not (last or (batch + 1) % self.check_every == 0):
+            return
+        if self.params.get("world_size", 1) > 1:
+            # data-parallel: every rank must stop at the same step, so decide on what is the same
+            # on every rank, the averaged update's parameters, not on this rank's own losses
+            self._pending, self._first = [], batch + 1
+            if not all_finite(self.model.parameters()):
+                self._stop(batch, "the parameters became non-finite (on every rank)")
             return
         pending, first = self._pending, self._first
         self._pending, self._first = [], batch + 1
@@ -341,9 +542,10 @@ class TerminateOnNaN(Callback):
             done = "the weights left as they are (restore=False): they may be non-finite"
         model.stop_training = True
         self.stopped_epoch, self.stopped_batch = self._epoch, batch
+        model.stop_reason = (f"TerminateOnNaN: non-finite values at epoch {self._epoch}, batch "
+                             f"{batch} ({why})")
         warnings.warn(
-            f"TerminateOnNaN: non-finite values at epoch {self._epoch}, batch {batch} ({why}); "
-            f"training stopped and {done}. "
+            f"{model.stop_reason}; training stopped and {done}. "
             "Try a smaller learning rate, gradient clipping (clipnorm=...) or standardised inputs.",
             NonFiniteLossWarning,
             stacklevel=2,
@@ -354,15 +556,22 @@ class CSVLogger(Callback):
     """Append one row per epoch (``epoch`` then the History keys) to a CSV file; the header is
     written with the first row. ``append=True`` keeps an existing file's rows."""
 
+    writes = True
+
     def __init__(self, path, separator=",", append=False):
-        if not isinstance(path, (str, os.PathLike)):
-            raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
-        self.path = os.fspath(path)
+        self.path = _path_arg(path)
+        if not isinstance(separator, str) or len(separator) != 1:
+            raise (ValueError if isinstance(separator, str) else TypeError)(
+                f"separator must be a one-character string, got {separator!r}")
         self.separator = separator
-        self.append = append
+        self.append = _bool_arg(append, "append")
         self._file = None
         self._writer = None
         self._keys = None
+
+    def check(self, model, params):
+        """The file's directory exists and is writable (before training, not after it)."""
+        _require_writable_dir("CSVLogger", self.path)
 
     def on_train_begin(self, logs=None):
         exists = self.append and os.path.exists(self.path) and os.path.getsize(self.path) > 0
@@ -394,11 +603,16 @@ class ProgressBar(Callback):
     loss and metrics (refreshed at most every ``refresh`` seconds, the only time it syncs) and
     samples/s; ``mode="epoch"``: one line per epoch."""
 
+    writes = True
+
     def __init__(self, mode="bar", refresh=0.5, file=None):
         if mode not in ("bar", "epoch"):
             raise ValueError(f"mode must be 'bar' or 'epoch', got {mode!r}")
+        if file is not None and not callable(getattr(file, "write", None)):
+            raise TypeError(f"file must be a text stream with write() or None (stdout), got "
+                            f"{type(file).__name__}")
         self.mode = mode
-        self.refresh = refresh
+        self.refresh = _number_arg(refresh, "refresh", low=0.0)
         self.file = file
         self._bar = None
 
@@ -422,9 +636,10 @@ class ProgressBar(Callback):
         now = time.monotonic()
         if now - self._last >= self.refresh:
             self._last = now
-            seen = logs["seen"]
+            seen = logs.get("weight_seen", logs["seen"])  # sums are weighted by the rows' weight
             post = {k: f"{float(v) / seen:.4g}" for k, v in logs["sums"].items()}
-            self._bar.set_postfix(batch=f"{batch + 1}/{self.params.get('steps')}", **post,
+            steps = self.params.get("steps")
+            self._bar.set_postfix(batch=f"{batch + 1}/{'?' if steps is None else steps}", **post,
                                   refresh=False)
 
     def on_epoch_end(self, epoch, logs=None):

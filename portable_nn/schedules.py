@@ -16,13 +16,16 @@ evaluates its schedule at ``optimizer.iterations`` before each step. With ``η�
 ====================  ==============================================================
 
 Schedules are plain Python (floats and ``math``): they run on the host once per step and never touch
-the device. ``get_config()`` returns the constructor's keyword arguments; ``serialize(s)`` /
+the device. A ``decay_rate`` above 1 is allowed (a rate that grows, as in a learning-rate range
+test); a step at which the rate overflows raises ``ValueError`` instead of returning ``inf``. ``get_config()`` returns the constructor's keyword arguments; ``serialize(s)`` /
 ``from_config(d)`` convert to and from ``{"class": name, "config": kwargs}``.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
+import operator
 
 __all__ = [
     "Constant", "CosineDecay", "ExponentialDecay", "InverseTimeDecay", "LinearWarmup", "Schedule",
@@ -50,14 +53,34 @@ def _positive_int(value, argname):
 
 
 def _check_step(step):
-    if isinstance(step, bool) or not isinstance(step, int):
-        raise TypeError(f"step must be an int, got {type(step).__name__} {step!r}")
+    """``step`` as a Python int >= 0 (any integer type but bool)."""
+    if isinstance(step, bool):
+        raise TypeError(f"step must be an int, got {step!r}")
+    try:
+        step = operator.index(step)
+    except TypeError:
+        raise TypeError(f"step must be an int, got {type(step).__name__} {step!r}") from None
     if step < 0:
         raise ValueError(f"step must be >= 0, got {step}")
+    return step
+
+
+def _scaled_power(initial, rate, exponent):
+    """``initial · rate^exponent``, finite wherever the product is (``rate^exponent`` alone may
+    overflow while ``initial`` brings it back into range); ``inf`` where the product overflows."""
+    try:
+        return initial * rate**exponent
+    except OverflowError:
+        try:
+            return math.exp(math.log(initial) + exponent * math.log(rate))
+        except OverflowError:
+            return math.inf
 
 
 class Schedule:
-    """Base class: ``__call__(step)`` checks ``step`` (an int >= 0) and returns ``_value(step)``."""
+    """Base class: ``__call__(step)`` checks ``step`` (an int >= 0) and returns ``_value(step)``
+    as a float, or raises ``ValueError`` where that value is not a finite number >= 0 (a rate
+    that grows, ``decay_rate > 1``, overflows after enough steps)."""
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -65,8 +88,17 @@ class Schedule:
             SCHEDULE_CLASSES[cls.__name__] = cls
 
     def __call__(self, step: int) -> float:
-        _check_step(step)
-        return self._value(step)
+        step = _check_step(step)
+        try:
+            value = float(self._value(step))
+        except OverflowError:  # float ** float past 1.8e308 raises instead of giving inf
+            value = math.inf
+        if not 0.0 <= value < math.inf:
+            raise ValueError(
+                f"{self!r} at step {step} gives the learning rate {value!r}, not a finite number "
+                ">= 0 (a growing rate, decay_rate > 1, overflows after enough steps)"
+            )
+        return value
 
     def _value(self, step: int) -> float:
         raise NotImplementedError
@@ -102,7 +134,7 @@ class StepDecay(Schedule):
         self.step_size = _positive_int(step_size, "step_size")
 
     def _value(self, step):
-        return self.initial * self.decay_rate ** (step // self.step_size)
+        return _scaled_power(self.initial, self.decay_rate, step // self.step_size)
 
     def get_config(self):
         return {"initial": self.initial, "decay_rate": self.decay_rate,
@@ -134,7 +166,7 @@ class ExponentialDecay(_TimeDecay):
     exponent is floored (a step decay)."""
 
     def _value(self, step):
-        return self.initial * self.decay_rate**self._progress(step)
+        return _scaled_power(self.initial, self.decay_rate, self._progress(step))
 
 
 class InverseTimeDecay(_TimeDecay):
@@ -153,7 +185,10 @@ class CosineDecay(Schedule):
     def __init__(self, initial, decay_steps, alpha=0.0):
         self.initial = _positive_float(initial, "initial")
         self.decay_steps = _positive_int(decay_steps, "decay_steps")
-        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 <= alpha <= 1:
+        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)):
+            raise TypeError(f"alpha must be a number in [0, 1], got {type(alpha).__name__} "
+                            f"{alpha!r}")
+        if not 0 <= alpha <= 1:
             raise ValueError(f"alpha must be a number in [0, 1], got {alpha!r}")
         self.alpha = float(alpha)
 
@@ -216,7 +251,15 @@ def from_config(d) -> Schedule:
         raise ValueError(
             f"unknown schedule class {d['class']!r}; known: {', '.join(sorted(SCHEDULE_CLASSES))}"
         )
-    return cls(**d.get("config", {}))
+    config = d.get("config", {})
+    if not isinstance(config, dict):
+        raise TypeError(f"a schedule config's 'config' must be a dict of {cls.__name__}'s "
+                        f"arguments, got {type(config).__name__}")
+    known = inspect.signature(cls).parameters
+    unknown = sorted(str(k) for k in config if k not in known)
+    if unknown:
+        raise ValueError(f"{cls.__name__} has no arguments {unknown}; it takes {list(known)}")
+    return cls(**config)
 
 
 def get(spec) -> Schedule:

@@ -2,6 +2,7 @@
 
 import csv
 import math
+import os
 import warnings
 
 import numpy as np
@@ -146,14 +147,88 @@ def test_early_stopping_min_delta_mode_baseline_start():
     assert es.stopped_epoch == 4 and es.best_epoch == 3
 
 
-def test_early_stopping_warns_on_missing_key_and_validates():
+def test_early_stopping_refuses_a_monitor_fit_will_not_log():
     X, y = blobs()
+    model = classifier()
+    before = model.state_dict()
+    with pytest.raises(ValueError, match=r"EarlyStopping: monitor 'val_loss' is not logged.*"
+                                         r"validation_data"):
+        model.fit(X, y, epochs=1, callbacks=[cb.EarlyStopping()], **FIT)
+    with pytest.raises(ValueError, match="'val_acc' is not logged"):
+        model.fit(X, y, epochs=1, metrics=["accuracy"], validation_split=0.2,
+                  callbacks=[cb.EarlyStopping("val_acc")], **FIT)
+    for k, v in model.state_dict().items():
+        np.testing.assert_array_equal(v, before[k])
+    assert model.history is None
+    # without fit's check (hooks called by hand) a missing key still only warns
+    es = cb.EarlyStopping()
+    es.set_model(model)
     with pytest.warns(UserWarning, match="'val_loss' is not in the logs"):
-        classifier().fit(X, y, epochs=1, callbacks=[cb.EarlyStopping()], **FIT)
-    for kwargs in ({"patience": -1}, {"mode": "up"}, {"min_delta": math.nan},
-                   {"start_from_epoch": 1.5}):
-        with pytest.raises(ValueError):
-            cb.EarlyStopping(**kwargs)
+        es.on_epoch_end(0, {"loss": 1.0})
+
+
+# (callback, kwargs, error, message): every constructor names the bad argument
+BAD_ARGS = [
+    (cb.EarlyStopping, {"patience": -1}, ValueError, "patience"),
+    (cb.EarlyStopping, {"patience": 1.5}, TypeError, "patience"),
+    (cb.EarlyStopping, {"start_from_epoch": 1.5}, TypeError, "start_from_epoch"),
+    (cb.EarlyStopping, {"mode": "up"}, ValueError, "mode"),
+    (cb.EarlyStopping, {"mode": None}, ValueError, "mode"),
+    (cb.EarlyStopping, {"min_delta": math.nan}, ValueError, "min_delta"),
+    (cb.EarlyStopping, {"baseline": math.nan}, ValueError, "baseline"),
+    (cb.EarlyStopping, {"baseline": "0.5"}, TypeError, "baseline"),
+    (cb.EarlyStopping, {"monitor": 5}, TypeError, "monitor"),
+    (cb.EarlyStopping, {"monitor": ""}, ValueError, "monitor"),
+    (cb.EarlyStopping, {"restore_best_weights": 1}, TypeError, "restore_best_weights"),
+    (cb.ModelCheckpoint, {"path": "c.npz", "monitor": 5}, TypeError, "monitor"),
+    (cb.ModelCheckpoint, {"path": 5}, TypeError, "path"),
+    (cb.ModelCheckpoint, {"path": ""}, ValueError, "path"),
+    (cb.ModelCheckpoint, {"path": b"c.npz"}, TypeError, "path"),
+    (cb.ModelCheckpoint, {"path": "c.npz", "mode": "best"}, ValueError, "mode"),
+    (cb.ModelCheckpoint, {"path": "c.npz", "save_best_only": "yes"}, TypeError,
+     "save_best_only"),
+    (cb.LearningRateScheduler, {"fn": 0.1}, TypeError, "fn"),
+    (cb.LearningRateScheduler, {"fn": abs, "verbose": "yes"}, TypeError, "verbose"),
+    (cb.TerminateOnNaN, {"check_every": 0}, ValueError, "check_every"),
+    (cb.TerminateOnNaN, {"check_every": "10"}, TypeError, "check_every"),
+    (cb.TerminateOnNaN, {"restore": 1}, TypeError, "restore"),
+    (cb.CSVLogger, {"path": None}, TypeError, "path"),
+    (cb.CSVLogger, {"path": "log.csv", "separator": ";;"}, ValueError, "separator"),
+    (cb.CSVLogger, {"path": "log.csv", "separator": 9}, TypeError, "separator"),
+    (cb.CSVLogger, {"path": "log.csv", "append": "yes"}, TypeError, "append"),
+    (cb.ProgressBar, {"mode": "dots"}, ValueError, "mode"),
+    (cb.ProgressBar, {"refresh": -1.0}, ValueError, "refresh"),
+    (cb.ProgressBar, {"refresh": "1s"}, TypeError, "refresh"),
+    (cb.ProgressBar, {"file": "out.txt"}, TypeError, "file"),
+    (cb.ReduceLROnPlateau, {"factor": 1.0}, ValueError, "factor"),
+    (cb.ReduceLROnPlateau, {"factor": 0.0}, ValueError, "factor"),
+    (cb.ReduceLROnPlateau, {"factor": "half"}, TypeError, "factor"),
+    (cb.ReduceLROnPlateau, {"patience": -2}, ValueError, "patience"),
+    (cb.ReduceLROnPlateau, {"patience": 2.0}, TypeError, "patience"),
+    (cb.ReduceLROnPlateau, {"mode": "lower"}, ValueError, "mode"),
+    (cb.ReduceLROnPlateau, {"min_delta": -1e-3}, ValueError, "min_delta"),
+    (cb.ReduceLROnPlateau, {"cooldown": -1}, ValueError, "cooldown"),
+    (cb.ReduceLROnPlateau, {"min_lr": math.inf}, ValueError, "min_lr"),
+    (cb.ReduceLROnPlateau, {"min_lr": None}, TypeError, "min_lr"),
+    (cb.ReduceLROnPlateau, {"monitor": ["val_loss"]}, TypeError, "monitor"),
+]
+
+
+@pytest.mark.parametrize("cls,kwargs,error,match", BAD_ARGS,
+                         ids=[f"{c.__name__}-{'-'.join(k)}-{i}" for i, (c, k, _, _)
+                              in enumerate(BAD_ARGS)])
+def test_constructors_name_the_bad_argument(cls, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        cls(**kwargs)
+
+
+def test_writes_marks_the_callbacks_that_write():
+    """Under data-parallel training only rank 0 runs the callbacks that write."""
+    assert cb.Callback.writes is False
+    writers = {cb.ModelCheckpoint, cb.CSVLogger, cb.ProgressBar}
+    for cls in (cb.EarlyStopping, cb.ModelCheckpoint, cb.LearningRateScheduler, cb.TerminateOnNaN,
+                cb.CSVLogger, cb.ProgressBar, cb.ReduceLROnPlateau):
+        assert cls.writes is (cls in writers), cls.__name__
 
 
 def test_terminate_on_nan_with_restore_stops_and_leaves_finite_weights(backend):
@@ -165,7 +240,8 @@ def test_terminate_on_nan_with_restore_stops_and_leaves_finite_weights(backend):
     with pytest.warns(cb.NonFiniteLossWarning, match="epoch 0, batch .*restored"):
         hist = model.fit(X, y, loss="mse", optimizer=pnn.optimizers.SGD(1e6), epochs=5,
                          batch_size=8, verbose=0, callbacks=[cb.TerminateOnNaN(restore=True)])
-    assert model.stop_training and hist.epoch == [] and hist.history == {}
+    assert model.stop_training and hist.epoch == [] and hist.history["loss"] == []
+    assert hist.stopped_epoch == 0 and "TerminateOnNaN" in hist.stop_reason
     state = model.state_dict()
     for k in initial:                       # rolled back to the start of the bad epoch
         np.testing.assert_array_equal(state[k], initial[k])
@@ -290,6 +366,45 @@ def test_learning_rate_scheduler(backend):
         cb.LearningRateScheduler(0.1)
 
 
+def test_learning_rate_scheduler_refuses_an_optimizer_with_a_schedule():
+    """It would replace the schedule without notice (Keras raises too): refused before
+    training, whether check() sees the optimizer (reused, or passed in params) or not."""
+    X, y = blobs(20)
+    sched = pnn.schedules.CosineDecay(0.1, 100)
+    lrs = cb.LearningRateScheduler(lambda epoch, lr: lr * 0.5)
+    model = classifier()
+    model.optimizer = pnn.optimizers.Adam(sched)
+    before = model.state_dict()
+    log = []
+
+    class Begun(cb.Callback):
+        def on_train_begin(self, logs=None):
+            log.append("begun")
+
+    with pytest.raises(ValueError, match="LearningRateScheduler: .*CosineDecay.*not both"):
+        model.fit(X, y, epochs=1, loss="cross_entropy", verbose=0, callbacks=[Begun(), lrs])
+    assert log == [] and model.optimizer.learning_rate is sched  # check() refused it
+    with pytest.raises(ValueError, match="not both"):
+        lrs.check(classifier(), {"optimizer": pnn.optimizers.SGD(sched)})
+    lrs.check(classifier(), {"optimizer": pnn.optimizers.SGD(0.1)})
+    # a new optimizer passed to fit: refused at the latest before the first batch
+    with pytest.raises(ValueError, match="not both"):
+        model.fit(X, y, epochs=1, optimizer=pnn.optimizers.SGD(sched), loss="cross_entropy",
+                  verbose=0, callbacks=[lrs])
+    for k, v in model.state_dict().items():
+        np.testing.assert_array_equal(v, before[k])
+
+
+def test_learning_rate_scheduler_sets_the_base_rate_under_lr_scale():
+    X, y = blobs(20)
+    opt = pnn.optimizers.SGD(0.1)
+    opt.lr_scale = 0.5
+    hist = classifier().fit(X, y, epochs=2, optimizer=opt, loss="cross_entropy", verbose=0,
+                            callbacks=[cb.LearningRateScheduler(lambda epoch, lr: lr * 0.5)])
+    assert opt.learning_rate == pytest.approx(0.025)  # fn saw 0.1, then 0.05: the base rate
+    assert hist.history["lr"] == pytest.approx([0.025, 0.0125])  # what the steps used
+
+
 def test_model_checkpoint_every_epoch_and_best_only(tmp_path):
     curve = [3.0, 2.0, 2.5, 1.0]
     X, y = blobs()
@@ -307,6 +422,41 @@ def test_model_checkpoint_every_epoch_and_best_only(tmp_path):
     loaded = pnn.load(tmp_path / "e02.npz")
     np.testing.assert_array_equal(loaded.state_dict()["0.weight"], rec.weights[1]["0.weight"])
     assert loaded.optimizer is not None
+
+
+def test_model_checkpoint_checks_its_directory_and_monitor_before_training(tmp_path):
+    X, y = blobs()
+    model = classifier()
+    before = model.state_dict()
+    missing = cb.ModelCheckpoint(str(tmp_path / "missing" / "dir" / "c.npz"))
+    with pytest.raises(ValueError, match=r"ModelCheckpoint: the directory .*missing.*does not "
+                                         r"exist"):
+        model.fit(X, y, epochs=1, callbacks=[missing], **FIT)
+    # a template is checked as the first epoch fills it in
+    per_epoch = cb.ModelCheckpoint(str(tmp_path / "run-{epoch}" / "c.npz"))
+    with pytest.raises(ValueError, match="run-1"):
+        model.fit(X, y, epochs=1, callbacks=[per_epoch], **FIT)
+    best = cb.ModelCheckpoint(str(tmp_path / "c.npz"), save_best_only=True)
+    with pytest.raises(ValueError, match="ModelCheckpoint: monitor 'val_loss' is not logged"):
+        model.fit(X, y, epochs=1, callbacks=[best], **FIT)
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if not os.access(locked, os.W_OK):  # root may write anywhere: nothing to refuse then
+            with pytest.raises(ValueError, match="is not writable"):
+                model.fit(X, y, epochs=1, callbacks=[cb.ModelCheckpoint(str(locked / "c.npz"))],
+                          **FIT)
+            with pytest.raises(ValueError, match="CSVLogger: .* is not writable"):
+                model.fit(X, y, epochs=1, callbacks=[cb.CSVLogger(locked / "log.csv")], **FIT)
+    finally:
+        locked.chmod(0o700)
+    with pytest.raises(ValueError, match="CSVLogger: the directory .* does not exist"):
+        model.fit(X, y, epochs=1, callbacks=[cb.CSVLogger(tmp_path / "no" / "log.csv")], **FIT)
+    assert model.history is None
+    for k, v in model.state_dict().items():
+        np.testing.assert_array_equal(v, before[k])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["locked"]
 
 
 def test_csv_logger(tmp_path):
@@ -385,3 +535,102 @@ def test_on_train_end_runs_for_every_begun_callback_when_one_fails(tmp_path):
         classifier().fit(X, y, epochs=1, callbacks=[csv_logger, Fails(), Ends()], **FIT)
     assert csv_logger._file is None  # begun, so closed again
     assert ends == []  # never begun, so never ended
+
+
+# -- ReduceLROnPlateau ------------------------------------------------------------------------------
+# factor 0.5, patience 2, cooldown 2, min_lr 0.02 from lr 0.1, worked through Keras's rule (the
+# cooldown counter is decremented before the epoch is judged, so cooldown=1 would change nothing):
+#   epochs 0, 1 improve; 2, 3 do not -> reduce at the end of 3 (0.05), cooldown 2;
+#   4 is a cooldown epoch, 5 ends the cooldown (wait reset, then 1), 6 -> 0.025, cooldown 2;
+#   7 cooldown, 8 wait 1, 9 -> 0.0125, clamped to min_lr: 0.02
+PLATEAU = [1.0, 0.9, 0.95, 0.96, 0.97, 0.98, 0.99, 1.0, 1.1, 1.2]
+PLATEAU_SCALES = [1, 1, 1, 1, 0.5, 0.5, 0.5, 0.25, 0.25, 0.25]  # lr_scale during each epoch
+
+
+def _plateau_run(optimizer, backend="cpu", curve=PLATEAU, **kwargs):
+    X, y = blobs(40)
+    script = Script(curve)
+    kwargs = {"monitor": "val_metric", "factor": 0.5, "patience": 2, "cooldown": 2,
+              "min_lr": 0.02, **kwargs}
+    plateau = cb.ReduceLROnPlateau(**kwargs)
+    seen = []
+
+    class After(cb.Callback):  # lr_scale once the plateau callback has seen the epoch
+        def on_epoch_end(self, epoch, logs=None):
+            seen.append(optimizer.lr_scale)
+
+    hist = classifier(backend).fit(
+        X, y, epochs=len(curve), batch_size=20, optimizer=optimizer, metrics=[script.metric],
+        validation_data=(X, y), callbacks=[script, plateau, After()],
+        **{k: v for k, v in FIT.items() if k != "optimizer"})
+    return hist, plateau, seen
+
+
+@pytest.mark.parametrize("name", ["sgd", "adagrad", "rmsprop", "adam", "adamw"])
+def test_reduce_lr_on_plateau_follows_keras_rule_with_every_optimizer(name):
+    optimizer = pnn.optimizers.get(name)
+    optimizer.learning_rate = 0.1
+    hist, plateau, seen = _plateau_run(optimizer)
+    assert hist.history["lr"] == pytest.approx([0.1 * s for s in PLATEAU_SCALES], rel=1e-12)
+    assert seen == pytest.approx(PLATEAU_SCALES[1:] + [0.2], rel=1e-12)
+    assert optimizer.learning_rate == 0.1  # the base rate is untouched: lr_scale carries it
+    assert plateau.best == pytest.approx(0.9) and plateau.wait == 0
+    assert plateau.cooldown_counter == 2
+
+
+def test_reduce_lr_on_plateau_scales_a_schedule(backend):
+    """On top of a schedule the reduction multiplies it: every epoch's rate is
+    lr_scale · schedule(step), and the schedule keeps counting steps."""
+    sched = pnn.schedules.ExponentialDecay(0.1, 0.9, decay_steps=2)
+    optimizer = pnn.optimizers.Adam(sched)
+    hist, _, _ = _plateau_run(optimizer, backend, min_lr=0.0)
+    steps_per_epoch = 2
+    expected = [s * sched(e * steps_per_epoch) for e, s in enumerate(PLATEAU_SCALES)]
+    assert hist.history["lr"] == pytest.approx(expected, rel=1e-12)
+    assert optimizer.lr_scale == pytest.approx(0.125)  # the last epoch reduced once more
+    assert optimizer.has_schedule and optimizer.learning_rate is sched
+
+
+def test_reduce_lr_on_plateau_never_goes_below_min_lr_with_a_schedule():
+    sched = pnn.schedules.Constant(0.1)
+    optimizer = pnn.optimizers.SGD(sched)
+    hist, _, _ = _plateau_run(optimizer, factor=0.1, cooldown=0, patience=0, min_lr=0.003,
+                              curve=[1.0, 2.0, 2.0, 2.0, 2.0])
+    assert hist.history["lr"] == pytest.approx([0.1, 0.1, 0.01, 0.003, 0.003], rel=1e-12)
+    assert optimizer.current_lr() == pytest.approx(0.003, rel=1e-12)
+
+
+def test_reduce_lr_on_plateau_mode_min_delta_and_logs():
+    class Model:
+        optimizer = pnn.optimizers.SGD(1.0)
+
+    plateau = cb.ReduceLROnPlateau("val_accuracy", factor=0.5, patience=1, min_delta=0.05)
+    assert plateau.mode == "max"  # accuracy is maximised, as EarlyStopping decides
+    plateau.set_model(Model())
+    plateau.on_train_begin()
+    lrs = []
+    for epoch, acc in enumerate([0.5, 0.54, 0.53, 0.7, 0.72]):
+        logs = {"val_accuracy": acc}
+        plateau.on_epoch_end(epoch, logs)
+        lrs.append(logs["lr"])  # the effective rate the epoch ran with
+    # 0.54 and 0.53 do not beat best 0.5 by min_delta: each is a plateau epoch (patience 1);
+    # 0.7 improves, 0.72 does not by min_delta
+    assert lrs == [1.0, 1.0, 0.5, 0.25, 0.25]
+    assert Model.optimizer.lr_scale == 0.125
+
+
+def test_reduce_lr_on_plateau_check_refuses_before_training():
+    X, y = blobs()
+    model = classifier()
+    before = model.state_dict()
+    with pytest.raises(ValueError, match=r"ReduceLROnPlateau: monitor 'val_loss' is not logged"):
+        model.fit(X, y, epochs=1, callbacks=[cb.ReduceLROnPlateau()], **FIT)
+
+    class Foreign:  # an optimizer of the user's own, without lr_scale
+        learning_rate = 0.1
+
+    with pytest.raises(TypeError, match="lr_scale"):
+        cb.ReduceLROnPlateau("loss").check(model, {"optimizer": Foreign()})
+    assert model.history is None
+    for k, v in model.state_dict().items():
+        np.testing.assert_array_equal(v, before[k])

@@ -176,16 +176,21 @@ def test_weight_decay_skips_excluded_parameters(backend):
     assert to_np(kept.value)[0] == 2.0
 
 
-def test_parameters_without_gradient_are_skipped(backend):
+def test_a_missing_gradient_is_an_error_and_frozen_parameters_need_none(backend):
     a, b = _param(backend, [1.0]), _param(backend, [1.0])
     adam = opt.Adam(0.1)
-    adam.step([a, b])  # no gradients at all: nothing happens
-    assert adam.iterations == 0
     a.grad = backend.asarray(np.ones(1), dtype="float64")
+    with pytest.raises(ValueError, match=r"parameters\[1\] \('w'\) has no gradient"):
+        adam.step([a, b])
+    assert adam.iterations == 0 and to_np(a.value)[0] == 1.0
+    b.trainable = False  # frozen: no gradient needed, nothing done to it
     adam.step([a, b])
     assert adam.iterations == 1
     assert to_np(a.value)[0] < 1.0 and to_np(b.value)[0] == 1.0
     assert adam.state_dict([a, b])["slots"][1] == {}
+    a.trainable = False  # nothing trainable left: a step does nothing at all
+    adam.step([a, b])
+    assert adam.iterations == 1
 
 
 @pytest.mark.parametrize("name", ["sgd", "adagrad", "rmsprop", "adam", "adamw"])
@@ -413,13 +418,93 @@ def test_wrong_types_raise_type_error():
     assert sgd.learning_rate == 0.1
 
 
-def test_step_rejects_bad_input_without_changing_anything(backend):
+def _elsewhere(backend):
+    """A backend whose arrays ``backend``'s parameters must refuse: another device of
+    array-api-strict for array-api-strict, array-api-strict's second device for the others."""
+    return pnn.get_backend("array_api_strict:device1")
+
+
+def _snapshot(optimizer, params):
+    state = optimizer.state_dict(params)
+    return (state["iterations"], state["lr_scale"],
+            [{k: v.copy() for k, v in s.items()} for s in state["slots"]],
+            [to_np(p.value).copy() for p in params])
+
+
+def _assert_same(before, after):
+    assert before[:2] == after[:2]
+    for s, t in zip(before[2], after[2], strict=True):
+        assert s.keys() == t.keys()
+        for k in s:
+            assert s[k].tobytes() == t[k].tobytes()  # bitwise
+    for v, w in zip(before[3], after[3], strict=True):
+        assert v.tobytes() == w.tobytes()
+
+
+def _bad_gradients(backend):
+    """(label, make(p, q) -> parameters list, error type, message pattern)."""
+    other = _elsewhere(backend)
+    another_dtype = "float32"
+
+    def set_q(value):
+        def make(p, q):
+            q.grad = value(q)
+            return [p, q]
+        return make
+
+    def two_backends(p, q):
+        q.value = other.asarray(to_np(q.value))
+        q.grad = other.asarray(np.ones(q.shape))
+        return [p, q]
+
+    return [
+        ("list", set_q(lambda q: [0.5] * q.size), TypeError,
+         r"parameters\[1\] \('b'\): grad must be an array of"),
+        ("none", set_q(lambda q: None), ValueError, r"parameters\[1\] \('b'\) has no gradient"),
+        ("a number", set_q(lambda q: 0.5), TypeError, r"parameters\[1\] \('b'\): grad must"),
+        ("other device", set_q(lambda q: other.asarray(np.ones(q.shape))), ValueError,
+         r"parameters\[1\] \('b'\): grad is an array on 'array_api_strict:device1'"),
+        ("shape", set_q(lambda q: backend.asarray(np.ones(q.size + 1), dtype="float64")),
+         ValueError, r"parameters\[1\] \('b'\): grad has shape \(3,\)"),
+        ("dtype", set_q(lambda q: backend.asarray(np.ones(q.shape), dtype=another_dtype)),
+         TypeError, r"parameters\[1\] \('b'\): grad has dtype .*float32"),
+        ("two backends", two_backends, ValueError,
+         (r"parameters\[1\] \('b'\) is an array on 'array_api_strict:device1', but "
+          r"parameters\[0\] \('a'\) is on")),
+    ]
+
+
+@pytest.mark.parametrize("make", [
+    lambda: opt.Adam(0.1, clipnorm=1.0),
+    lambda: opt.SGD(0.1, momentum=0.9, weight_decay=0.1),
+    lambda: opt.AdaGrad(0.1),
+], ids=["adam", "sgd", "adagrad"])
+def test_a_bad_gradient_changes_nothing(backend, make):
+    """Each bad gradient raises, naming the parameter, before iterations, slots or values move
+    (compared bitwise; a first good step made the slots)."""
+    for label, setup, error, match in _bad_gradients(backend):
+        p = Parameter(backend.asarray(np.array([1.0, -2.0]), dtype="float64"), name="a")
+        q = Parameter(backend.asarray(np.array([0.5, 3.0]), dtype="float64"), name="b")
+        optimizer = make()
+        for x in (p, q):
+            x.grad = backend.asarray(np.array([0.3, -0.7]), dtype="float64")
+        optimizer.step([p, q])
+        before = _snapshot(optimizer, [p, q])
+        p.grad = backend.asarray(np.array([0.2, 0.1]), dtype="float64")
+        params = setup(p, q)
+        with pytest.raises(error, match=match):
+            optimizer.step(params)
+        q.value = backend.asarray(to_np(q.value))  # back home for the comparison
+        _assert_same(before, _snapshot(optimizer, [p, q]))
+        assert optimizer.iterations == 1, label
+
+
+def test_step_rejects_a_value_that_is_no_array(backend):
     p = _param(backend, [1.0, 2.0])
-    q = _param(backend, [3.0])
     p.grad = backend.asarray(np.ones(2), dtype="float64")
-    q.grad = backend.asarray(np.ones(3), dtype="float64")  # wrong shape
+    q = Parameter([1.0, 2.0], grad=[1.0, 1.0], name="b")
     adam = opt.Adam(0.1)
-    with pytest.raises(ValueError, match="shape"):
+    with pytest.raises(TypeError, match=r"parameters\[1\] \('b'\): value must be an array"):
         adam.step([p, q])
     assert adam.iterations == 0
     np.testing.assert_array_equal(to_np(p.value), [1.0, 2.0])
@@ -427,6 +512,82 @@ def test_step_rejects_bad_input_without_changing_anything(backend):
         adam.step(p)
     with pytest.raises(TypeError, match=r"parameters\[0\]"):
         adam.step([p.value])
+
+
+@pytest.mark.parametrize("make", [
+    lambda: opt.SGD(0.5, momentum=0.9, weight_decay=0.1, clipnorm=1.0),
+    lambda: opt.AdamW(0.1, weight_decay=0.1, clipnorm=1.0),
+], ids=["sgd", "adamw"])
+def test_frozen_parameters_are_untouched_and_left_out_of_clipnorm(backend, make):
+    live = _param(backend, [1.0, 2.0])
+    frozen = _param(backend, [5.0, 6.0], trainable=False)
+    live.grad = backend.asarray(np.array([3.0, 4.0]), dtype="float64")  # norm 5: clipped to 1
+    frozen.grad = "not even an array"  # a frozen parameter's gradient is never looked at
+    optimizer = make()
+    optimizer.step([live, frozen])
+    np.testing.assert_array_equal(to_np(frozen.value), [5.0, 6.0])
+    assert optimizer.state_dict([live, frozen])["slots"][1] == {}
+    # the clipped gradient is (0.6, 0.8): the frozen one did not count in the global norm
+    reference = make()
+    alone = _param(backend, [1.0, 2.0])
+    alone.grad = backend.asarray(np.array([3.0, 4.0]), dtype="float64")
+    reference.step([alone])
+    np.testing.assert_array_equal(to_np(live.value), to_np(alone.value))
+    if isinstance(optimizer, opt.SGD):
+        np.testing.assert_allclose(to_np(live.value),
+                                   [1.0 - 0.5 * (0.6 + 0.1), 2.0 - 0.5 * (0.8 + 0.2)], rtol=1e-14)
+
+
+def test_lr_scale_multiplies_a_constant_and_a_schedule(backend):
+    sgd = opt.SGD(0.1)
+    assert sgd.lr_scale == 1.0 and not sgd.has_schedule
+    sgd.lr_scale = 0.25
+    assert sgd.current_lr() == pytest.approx(0.025, rel=1e-15)
+    p = _param(backend, [1.0])
+    p.grad = backend.asarray(np.array([2.0]), dtype="float64")
+    sgd.step([p])
+    np.testing.assert_allclose(to_np(p.value), [1.0 - 0.025 * 2.0], rtol=1e-15)
+    sched = pnn.schedules.ExponentialDecay(0.1, 0.5, decay_steps=1)
+    adam = opt.Adam(sched)
+    assert adam.has_schedule
+    adam.lr_scale = 0.5
+    q = _param(backend, [1.0])
+    for t in range(3):
+        assert adam.current_lr() == pytest.approx(0.5 * 0.1 * 0.5**t, rel=1e-15)
+        q.grad = backend.asarray(np.array([1.0]), dtype="float64")
+        adam.step([q])
+    # Adam's bias-corrected step with a constant gradient is lr·g/(|g| + eps)
+    expected = 1.0 - sum(0.05 * 0.5**t / (1.0 + 1e-8) for t in range(3))
+    np.testing.assert_allclose(to_np(q.value), [expected], rtol=1e-12)
+    adam.learning_rate = 0.01
+    assert not adam.has_schedule and adam.current_lr() == pytest.approx(0.005)
+    with pytest.raises(AttributeError):
+        adam.has_schedule = True
+
+
+def test_lr_scale_is_validated_and_kept_in_the_state_dict(backend):
+    sgd = opt.SGD(0.1, momentum=0.5)
+    for bad, error in ((0.0, ValueError), (-1.0, ValueError), (math.inf, ValueError),
+                       (math.nan, ValueError), ("0.5", TypeError), (True, TypeError)):
+        with pytest.raises(error, match="lr_scale"):
+            sgd.lr_scale = bad
+    assert sgd.lr_scale == 1.0
+    params = _two_params(backend)
+    _steps(backend, sgd, params, range(2))
+    sgd.lr_scale = 0.3
+    state = sgd.state_dict(params)
+    assert state["lr_scale"] == 0.3
+    fresh = opt.SGD(0.1, momentum=0.5)
+    fresh.load_state_dict(state, params)
+    assert fresh.lr_scale == 0.3 and fresh.current_lr() == pytest.approx(0.03)
+    old = {k: v for k, v in state.items() if k != "lr_scale"}  # a state from before lr_scale
+    fresh.load_state_dict(old, params)
+    assert fresh.lr_scale == 1.0
+    fresh.lr_scale = 0.7
+    before = _snapshot(fresh, params)
+    with pytest.raises(ValueError, match="lr_scale"):
+        fresh.load_state_dict({**state, "lr_scale": -2.0}, params)
+    _assert_same(before, _snapshot(fresh, params))
 
 
 def test_get_and_from_config():
@@ -472,3 +633,158 @@ def test_matches_torch_optim():
             tp.grad = torch.tensor(g)
             theirs.step()
             np.testing.assert_allclose(w, tp.detach().numpy(), rtol=1e-12, atol=1e-15)
+
+
+# -- arrays without in-place operators (dask, ndonnx): `a += b` only rebinds a name -----------------
+class _NoInplace:
+    """An Array API array over NumPy with ``__setitem__`` but no in-place operators, as dask's:
+    ``a += b`` computes ``a + b`` and rebinds the name, leaving the array ``a`` held as it was."""
+
+    __slots__ = ("a",)
+
+    def __init__(self, a):
+        self.a = np.asarray(a)
+
+    shape = property(lambda self: self.a.shape)
+    dtype = property(lambda self: self.a.dtype)
+    ndim = property(lambda self: self.a.ndim)
+    size = property(lambda self: self.a.size)
+    device = property(lambda self: "cpu")
+
+    def __array_namespace__(self, api_version=None):
+        return _NO_INPLACE_XP
+
+    def __array__(self, dtype=None, copy=None):
+        return self.a if dtype is None else self.a.astype(dtype)
+
+    def __setitem__(self, key, value):
+        self.a[key] = _raw(value)
+
+    def __getitem__(self, key):
+        return _NoInplace(self.a[key])
+
+    def __float__(self):
+        return float(self.a)
+
+
+def _raw(x):
+    return x.a if isinstance(x, _NoInplace) else x
+
+
+def _wrap(x):
+    return _NoInplace(x) if isinstance(x, (np.ndarray, np.generic)) else x
+
+
+for _name in ("add", "sub", "mul", "truediv", "pow", "gt", "lt", "ge", "le"):
+    def _binary(name):
+        op = getattr(np.ndarray, f"__{name}__")
+        rop = getattr(np.ndarray, f"__r{name}__", None)
+        setattr(_NoInplace, f"__{name}__", lambda self, other: _wrap(op(self.a, _raw(other))))
+        if rop is not None:
+            setattr(_NoInplace, f"__r{name}__",
+                    lambda self, other: _wrap(rop(self.a, _raw(other))))
+    _binary(_name)
+_NoInplace.__neg__ = lambda self: _NoInplace(-self.a)
+assert not any(hasattr(_NoInplace, f"__i{n}__") for n in ("add", "sub", "mul", "truediv"))
+
+
+class _NoInplaceNamespace:
+    """The namespace of `_NoInplace`: array_api_compat.numpy's functions on unwrapped arrays."""
+
+    __name__ = "no_inplace_test_namespace"
+
+    def __getattr__(self, name):
+        import array_api_compat.numpy as xnp
+
+        target = getattr(xnp, name)
+        if not callable(target) or isinstance(target, type):
+            return target
+
+        def call(*args, **kwargs):
+            out = target(*map(_raw, args), **{k: _raw(v) for k, v in kwargs.items()})
+            return _wrap(out)
+        return call
+
+
+_NO_INPLACE_XP = _NoInplaceNamespace()
+
+
+def _no_inplace_backend(monkeypatch, writeable):
+    """A registered backend for `_NoInplace` arrays whose ops answer ``writeable`` (True: the
+    wrong answer a generic check gives for dask) and whose ``materialize`` returns new arrays,
+    counting its calls."""
+    from portable_nn import backends
+    from portable_nn.backends import base, ops
+
+    class Ops(ops.Ops):
+        def writeable(self, x):
+            return writeable
+
+    class NoInplaceBackend(base.Backend):
+        name = "noinplace"
+
+        def __init__(self):
+            super().__init__(_NO_INPLACE_XP, "cpu", "noinplace")
+            self.materialized = []
+
+        def owns(self, x):
+            return isinstance(x, _NoInplace)
+
+        def _from_host(self, arr, dtype):
+            return _NoInplace(np.array(arr, dtype=dtype))
+
+        def materialize(self, arrays):
+            self.materialized.append(list(arrays))
+            return [_NoInplace(x.a.copy()) for x in arrays]
+
+    monkeypatch.setattr(backends, "_FACTORIES", dict(backends._FACTORIES))
+    monkeypatch.setattr(backends, "_CACHE", dict(backends._CACHE))
+    monkeypatch.setitem(ops._BY_NAMESPACE, _NO_INPLACE_XP, Ops(_NO_INPLACE_XP))
+    backends.register_backend("noinplace", lambda suffix: NoInplaceBackend())
+    return pnn.get_backend("noinplace")
+
+
+NO_INPLACE_CASES = ["sgd_momentum", "sgd_nesterov", "sgd_weight_decay", "adagrad", "adagrad_init",
+                    "rmsprop", "rmsprop_momentum", "adam", "adamw"]
+
+
+@pytest.mark.parametrize("writeable", [True, False], ids=["says-writeable", "functional"])
+@pytest.mark.parametrize("case", NO_INPLACE_CASES)
+def test_arrays_without_inplace_operators_still_learn(monkeypatch, case, writeable):
+    """Every update is stored back, so the rule holds even where ``writeable`` wrongly says the
+    library mutates in place (AdaGrad's bare ``s += g * g`` kept its accumulator at zero)."""
+    backend = _no_inplace_backend(monkeypatch, writeable)
+    make, reference = CASES[case]
+    _close(_run(backend, make()), reference())
+
+
+def test_materialize_is_called_once_per_step_and_its_arrays_are_kept(monkeypatch):
+    backend = _no_inplace_backend(monkeypatch, True)
+    params = [Parameter(backend.asarray(W0, dtype="float64"), name="a"),
+              Parameter(backend.asarray(W0[:2], dtype="float64"), name="b"),
+              Parameter(backend.asarray(W0[:1], dtype="float64"), name="frozen", trainable=False)]
+    adam = opt.Adam(0.01)
+    for k in range(2):
+        for p in params[:2]:
+            p.grad = backend.asarray(np.full(p.shape, 0.5 + k), dtype="float64")
+        adam.step(params)
+        assert len(backend.materialized) == k + 1  # one call per step, for all parameters
+        handed = backend.materialized[-1]
+        assert len(handed) == 2 * 3  # two trainable values and their m and v
+        # what is stored is what materialize returned, not what it was given
+        kept = [params[0].value, params[1].value, *adam._state[params[0]].values(),
+                *adam._state[params[1]].values()]
+        assert all(x is not y for x, y in zip(kept, handed))
+        for x, y in zip(kept, handed):
+            np.testing.assert_array_equal(x.a, y.a)
+    # and the steps are Adam's: the same as on NumPy
+    cpu = pnn.get_backend("cpu")
+    mirror = [Parameter(cpu.asarray(to_np(p.value) * 0 + w, dtype="float64"))
+              for p, w in zip(params[:2], (W0, W0[:2]))]
+    twin = opt.Adam(0.01)
+    for k in range(2):
+        for p in mirror:
+            p.grad = cpu.asarray(np.full(p.shape, 0.5 + k), dtype="float64")
+        twin.step(mirror)
+    for p, q in zip(params, mirror):  # NumPy's fused Adam rounds differently
+        np.testing.assert_allclose(to_np(p.value), to_np(q.value), rtol=1e-13)

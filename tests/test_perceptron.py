@@ -97,6 +97,93 @@ def test_predict_follows_the_input(backend):
 def test_bad_constructor_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         Perceptron(**kwargs)
+    with pytest.raises(TypeError, match="learning_rate"):
+        Perceptron(learning_rate="1")
+
+
+def _fitted(dtype="float64", device="cpu"):
+    p = Perceptron(learning_rate=0.5, dtype=dtype, device=device).fit(HAND_X, HAND_Y)
+    return p, (to_np(p.weights).copy(), float(to_np(p.bias)), list(p.errors_))
+
+
+def _unchanged(p, saved):
+    w, b, errs = saved
+    np.testing.assert_array_equal(to_np(p.weights), w)
+    assert float(to_np(p.bias)) == b and p.errors_ == errs
+
+
+DATES = np.array([["2020-01-01", "2020-01-02"]] * 3, dtype="datetime64[D]")
+BAD_X = [
+    ("nan", np.where(np.eye(3, 2) > 0, np.nan, HAND_X), ValueError, "NaN"),
+    ("inf", HAND_X * np.array([np.inf, 1.0]), ValueError, "infinite"),
+    ("complex", HAND_X + 1j, TypeError, "X must hold real numbers.*complex"),
+    ("strings", HAND_X.astype(str), TypeError, "X must hold real numbers.*strings"),
+    ("datetimes", DATES, TypeError, "X must hold real numbers.*datetimes"),
+    ("None inside", [[1.0, None]] * 3, TypeError, "X must hold real numbers.*None"),
+    ("1-D", HAND_X[:, 0], ValueError, "X must be 2-D"),
+    ("3-D", HAND_X[None], ValueError, "X must be 2-D"),
+    ("empty", np.zeros((3, 0)), ValueError, "at least one"),
+]
+
+
+@pytest.mark.parametrize("label,X,error,match", BAD_X, ids=[c[0] for c in BAD_X])
+def test_fit_and_predict_refuse_bad_X_naming_it(label, X, error, match):
+    p, saved = _fitted()
+    with pytest.raises(error, match=match):
+        p.fit(X, HAND_Y)
+    if label != "empty":  # an empty X has the wrong feature count in predict: checked below
+        with pytest.raises(error, match=match):
+            p.predict(X)
+    _unchanged(p, saved)
+
+
+@pytest.mark.parametrize("y,error,match", [
+    (HAND_Y.astype(str), TypeError, "y must hold real numbers.*strings"),
+    (HAND_Y + 0j, TypeError, "y must hold real numbers.*complex"),
+    (np.array([1.0, np.nan, 0.0]), ValueError, "labels 0 and 1"),
+    (np.array(["2020-01-01"] * 3, dtype="datetime64[D]"), TypeError, "y .*datetimes"),
+    ([1, None, 0], TypeError, "y must hold real numbers"),
+])
+def test_fit_and_score_refuse_bad_y_naming_it(y, error, match):
+    p, saved = _fitted()
+    with pytest.raises(error, match=match):
+        p.fit(HAND_X, y)
+    with pytest.raises(error, match=match):
+        p.score(HAND_X, y)
+    _unchanged(p, saved)
+
+
+def test_predict_on_device_arrays_is_validated_too(backend):
+    p, saved = _fitted(device=backend)
+    one_row = backend.asarray(HAND_X[0], dtype="float64")
+    with pytest.raises(ValueError, match="X must be 2-D"):  # an IndexError before
+        p.predict(one_row)
+    np.testing.assert_array_equal(to_np(p.predict(one_row[None, :])), HAND_Y[:1])
+    with pytest.raises(ValueError, match=r"expected \(n, 2\)"):
+        p.predict(backend.asarray(np.ones((2, 3)), dtype="float64"))
+    with pytest.raises(ValueError, match="NaN"):
+        p.predict(backend.asarray(HAND_X * np.nan, dtype="float64"))
+    ints = p.predict(backend.asarray(HAND_X.astype(np.int64)))
+    np.testing.assert_array_equal(to_np(ints), HAND_Y)
+    _unchanged(p, saved)
+
+
+def test_values_beyond_the_compute_dtype_are_refused():
+    """1e39 is a float64 but not a float32: refused, not turned into inf on the device."""
+    p, saved = _fitted("float32")
+    with pytest.raises(ValueError, match="X holds values up to 2e\\+39, beyond float32"):
+        p.fit(HAND_X * 1e39, HAND_Y)
+    with pytest.raises(ValueError, match="beyond float32"):
+        p.predict(HAND_X * 1e39)
+    with pytest.raises(ValueError, match="beyond float32"):
+        p.predict(p.backend.asarray(HAND_X * 1e39, dtype="float64"))
+    _unchanged(p, saved)
+    Perceptron(learning_rate=0.5, dtype="float64").fit(HAND_X * 1e39, HAND_Y)  # fits float64
+    # values that fit, but whose updates overflow: refused, and nothing is kept
+    big = Perceptron(learning_rate=1e38, dtype="float32")
+    with pytest.raises(ValueError, match="weights overflowed float32.*lower learning_rate"):
+        big.fit(HAND_X * 10, HAND_Y)
+    assert big.weights is None and big.errors_ == []
 
 
 def test_bad_fit_input_leaves_a_fitted_perceptron_unchanged():

@@ -112,14 +112,28 @@ def test_configs_and_bad_input():
     assert R.get(None) is None
     with pytest.raises(ValueError, match="rate"):
         R.L2(-0.1)
-    with pytest.raises(ValueError, match="rate"):
+    with pytest.raises(TypeError, match="rate"):
         R.L1("big")
+    with pytest.raises(TypeError, match="rate"):
+        R.L2(True)
+    with pytest.raises(ValueError, match="rate"):
+        R.L2(float("nan"))
     with pytest.raises(ValueError, match="finite number >= 0"):
         R.L1(float("inf"))
     with pytest.raises(ValueError, match="unknown regularizer"):
         R.get({"name": "L3", "rate": 0.1})
     with pytest.raises(TypeError, match="regularizer"):
         R.get("l2")
+    # a malformed config names the expected form (it raised KeyError for a missing rate)
+    for bad in ({"name": "L2"}, {"rate": 0.1}, {"name": 2, "rate": 0.1},
+                {"name": "L2", "rate": 0.1, "scale": 2.0}, {}):
+        with pytest.raises(ValueError, match=r"'name': 'L1' or 'L2', 'rate'"):
+            R.get(bad)
+    with pytest.raises(TypeError, match="rate"):
+        R.get({"name": "L1", "rate": "0.1"})
+    with pytest.raises(TypeError, match="config must be a dict"):
+        R.from_config([("name", "L2")])
+    assert R.from_config({"name": "L2", "rate": 3}).rate == 3.0
     # a rebuilt model keeps its regularizers
     model = _model("cpu", R.L1(0.05))
     clone = Sequential.from_config(model.get_config())

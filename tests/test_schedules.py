@@ -55,6 +55,17 @@ def test_cosine_decay_endpoints_midpoint_and_floor():
     assert floor(50) == pytest.approx(0.2 * (0.9 * 0.5 + 0.1), rel=1e-14)
 
 
+def test_cosine_decay_holds_its_end_value_past_decay_steps():
+    """Past T the cosine must not come back up: without min(step, T), step 1.5·T gives
+    cos(1.5π) = 0, i.e. half the initial rate (2T or 5T would hide it: cos(2kπ ± π) = −1)."""
+    sched = S.CosineDecay(0.2, 100)
+    for step in (101, 150, 199, 250):
+        assert sched(step) == pytest.approx(0.0, abs=1e-17), step
+    floor = S.CosineDecay(0.2, 100, alpha=0.1)
+    for step in (150, 175, 1000):
+        assert floor(step) == pytest.approx(0.02, rel=1e-14), step
+
+
 def test_linear_warmup_to_a_float_and_to_a_schedule():
     warm = S.LinearWarmup(0.4, 4)
     assert [warm(s) for s in range(6)] == pytest.approx([0.1, 0.2, 0.3, 0.4, 0.4, 0.4])
@@ -107,6 +118,16 @@ BAD = [
     (lambda: S.CosineDecay(0.1, -10), ValueError, "decay_steps"),
     (lambda: S.LinearWarmup(0.1, 0), ValueError, "warmup_steps"),
     (lambda: S.LinearWarmup("high", 3), TypeError, "target"),
+    (lambda: S.CosineDecay(0.1, 10, alpha="none"), TypeError, "alpha"),
+    (lambda: S.CosineDecay(0.1, 10, alpha=math.nan), ValueError, "alpha"),
+    (lambda: S.ExponentialDecay(0.1, math.inf, 3), ValueError, "decay_rate"),
+    (lambda: S.InverseTimeDecay(0.1, "fast", 3), TypeError, "decay_rate"),
+    (lambda: S.from_config({"class": "CosineDecay", "config": {"initial": 0.1,
+                                                               "decay_step": 10}}),
+     ValueError, "decay_step"),
+    (lambda: S.from_config({"class": "CosineDecay", "config": [0.1, 10]}), TypeError, "config"),
+    (lambda: S.from_config({"config": {}}), ValueError, "class"),
+    (lambda: S.LinearWarmup({"class": "Nope"}, 3), ValueError, "unknown schedule class"),
 ]
 
 
@@ -123,6 +144,60 @@ def test_bad_steps_raise():
         sched(-1)
     with pytest.raises(TypeError, match="step"):
         sched(1.5)
+    with pytest.raises(TypeError, match="step"):
+        sched(True)
+    assert sched(np.int64(4)) == sched(4) == pytest.approx(0.05)  # any integer type
+
+
+@pytest.mark.parametrize("sched,ok_step,ok_value,bad_step", [
+    (S.ExponentialDecay(0.1, decay_rate=10, decay_steps=1), 2, 10.0, 1000),
+    (S.ExponentialDecay(0.1, decay_rate=10, decay_steps=1, staircase=True), 3, 100.0, 400),
+    (S.StepDecay(0.1, 10.0, 1), 1, 1.0, 400),
+    (S.LinearWarmup(S.ExponentialDecay(1.0, 2.0, 1), 2), 3, 2.0, 2000),
+], ids=["exponential", "staircase", "step", "warmup"])
+def test_a_growing_rate_is_allowed_until_it_overflows(sched, ok_step, ok_value, bad_step):
+    """decay_rate > 1 grows the rate (a range test); where it leaves the floats the call raises
+    ValueError instead of Python's OverflowError (or an inf that would wreck the weights)."""
+    assert sched(ok_step) == pytest.approx(ok_value, rel=1e-14)
+    with pytest.raises(ValueError, match=r"at step \d+ gives the learning rate inf"):
+        sched(bad_step)
+    # a decaying rate underflows to 0.0 instead, which is a valid (if useless) rate
+    assert S.ExponentialDecay(0.1, 1e-5, 1)(1000) == 0.0
+
+
+def test_an_overflowing_schedule_stops_the_step_before_anything_changes(backend):
+    sgd = pnn.optimizers.SGD(S.ExponentialDecay(1e-3, decay_rate=1e10, decay_steps=1),
+                             momentum=0.5)
+    p = Parameter(backend.asarray(np.ones(2), dtype="float64"), name="w")
+    p.grad = backend.asarray(np.ones(2), dtype="float64")
+    with pytest.raises(ValueError, match="overflows"):
+        for _ in range(40):
+            sgd.step([p])
+    # 1e-3 · 1e10^31 = 1e307 is still a float (though 1e10^31 alone is not); 1e-3 · 1e10^32 is
+    # not: the 33rd step, at iterations 32, is refused
+    assert sgd.iterations == 32
+    kept = to_np(p.value).copy()
+    assert np.all(np.isfinite(kept))
+    with pytest.raises(ValueError, match="overflows"):
+        sgd.step([p])
+    assert sgd.iterations == 32
+    np.testing.assert_array_equal(to_np(p.value), kept)
+
+
+def test_a_users_schedule_that_returns_nan_is_refused():
+    class Broken(S.Schedule):
+        def _value(self, step):
+            return math.nan
+
+    class Bypass(S.Schedule):  # overrides __call__ itself, so the base check does not run
+        def __call__(self, step):
+            return -1.0
+
+    with pytest.raises(ValueError, match="nan"):
+        Broken()(0)
+    sgd = pnn.optimizers.SGD(Bypass())
+    with pytest.raises(ValueError, match="schedule"):
+        sgd.current_lr()
 
 
 def test_schedule_as_optimizer_learning_rate(backend):
