@@ -2,7 +2,7 @@
 
 Every initializer draws on the host from the model's ``numpy.random.Generator`` and returns a NumPy
 array of float64; the layer then moves it to its device in the model's dtype. So one seed gives the
-same starting weights on every backend. For a weight of shape ``(fan_in, fan_out)``:
+same starting weights on every backend. With ``fan_in``/``fan_out`` the weight's fans (see `fans`):
 
 ==================  ======================================  =====================================
 name                distribution                            note
@@ -17,7 +17,19 @@ name                distribution                            note
                                                             / sqrt(fan_in) ("xavier_fan_in")
 ``he_normal``       N(0, 2 / fan_in)                        He et al. (2015), for ReLU
 ``he_uniform``      U(-a, a), a = sqrt(6 / fan_in)
+``lecun_uniform``   U(-a, a), a = sqrt(3 / fan_in)            variance 1 / fan_in, as lecun_normal
+``torch_uniform``   U(-a, a), a = 1 / sqrt(fan_in)            PyTorch's default for ``nn.Conv*``
+                                                            and ``nn.Linear``, weight and bias
 ==================  ======================================  =====================================
+
+Fans. Dense's weight is ``(fan_in, fan_out)`` (the course's ``x W``); a convolution's is PyTorch's
+``(out_channels, in_channels / groups, *kernel)``, whose fans are ``in_channels / groups · Π kernel``
+and ``out_channels · Π kernel`` (each input and output cell sees the whole receptive field).
+``fans(shape, layout)`` computes them for either layout; a layer passes ``fans=(fan_in, fan_out)``
+of its weight when it calls an initializer (``init(shape, rng, fans=...)``), so the same names
+scale correctly for both, and a bias (whose own shape says nothing of the weight's fan-in) is drawn
+with its weight's fans, as ``torch_uniform`` needs. Without ``fans=`` they come from ``shape`` in
+Dense's layout. An initializer of your own should accept ``fans=None`` too.
 
 Aliases: ``xavier`` and ``glorot`` = ``glorot_uniform``, ``xavier_normal``, ``xavier_uniform``,
 ``he`` = ``he_normal``, ``xavier_fan_in`` = ``lecun_normal``.
@@ -37,8 +49,10 @@ __all__ = [
     "HeUniform",
     "Initializer",
     "LeCunNormal",
+    "LeCunUniform",
     "Normal",
     "Ones",
+    "TorchUniform",
     "Uniform",
     "Zeros",
     "fans",
@@ -46,19 +60,46 @@ __all__ = [
 ]
 
 
-def fans(shape):
-    """(fan_in, fan_out) of a weight: its first and last dimension (both the size of a vector)."""
+LAYOUTS = ("in_out", "out_in")
+
+
+def fans(shape, layout="in_out"):
+    """``(fan_in, fan_out)`` of a weight of ``shape``.
+
+    ``layout="in_out"`` (Dense's ``(in, out)``): the first and the last dimension; a vector's
+    fans are both its size, a scalar's 1. ``layout="out_in"`` (PyTorch's ``(out, in, *kernel)``,
+    a convolution's weight): ``in · Π kernel`` and ``out · Π kernel``, as
+    ``torch.nn.init._calculate_fan_in_and_fan_out``."""
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+    shape = tuple(shape)
     if len(shape) == 0:
         return 1, 1
     if len(shape) == 1:
         return shape[0], shape[0]
+    if layout == "out_in":
+        receptive = math.prod(shape[2:])
+        return shape[1] * receptive, shape[0] * receptive
     return shape[0], shape[-1]
 
 
-class Initializer:
-    """``init(shape, rng) -> numpy.ndarray`` (float64). ``get_config()`` makes it serialisable."""
+def _check_fans(value, shape):
+    """``value`` (a pair of positive ints) or, for ``None``, the fans of ``shape`` as Dense's."""
+    if value is None:
+        return fans(shape)
+    if (not isinstance(value, (tuple, list)) or len(value) != 2
+            or any(isinstance(f, bool) or not isinstance(f, int) or f < 1 for f in value)):
+        raise ValueError(f"fans must be a pair (fan_in, fan_out) of positive ints, got {value!r}")
+    return tuple(value)
 
-    def __call__(self, shape, rng):
+
+class Initializer:
+    """``init(shape, rng, fans=None) -> numpy.ndarray`` (float64). ``fans``: the
+    ``(fan_in, fan_out)`` of the weight that the array belongs to (the layer knows its layout:
+    see `fans`); ``None``: from ``shape`` as Dense's ``(in, out)``. ``get_config()`` makes it
+    serialisable."""
+
+    def __call__(self, shape, rng, fans=None):
         raise NotImplementedError
 
     def get_config(self):
@@ -82,7 +123,7 @@ class Constant(Initializer):
     def __init__(self, value=0.0):
         self.value = _number(value, "value")
 
-    def __call__(self, shape, rng):
+    def __call__(self, shape, rng, fans=None):
         return np.full(shape, self.value)
 
 
@@ -109,7 +150,7 @@ class Normal(Initializer):
         self.std = float(std)
         self.mean = _number(mean, "mean")
 
-    def __call__(self, shape, rng):
+    def __call__(self, shape, rng, fans=None):
         return rng.normal(self.mean, self.std, size=shape)
 
 
@@ -120,7 +161,7 @@ class Uniform(Initializer):
         self.low = float(low)
         self.high = float(high)
 
-    def __call__(self, shape, rng):
+    def __call__(self, shape, rng, fans=None):
         return rng.uniform(self.low, self.high, size=shape)
 
 
@@ -134,8 +175,8 @@ class _Scaled(Initializer):
     def __init__(self):
         pass
 
-    def __call__(self, shape, rng):
-        fan_in, fan_out = fans(shape)
+    def __call__(self, shape, rng, fans=None):
+        fan_in, fan_out = _check_fans(fans, shape)
         fan = fan_in if self.mode == "fan_in" else (fan_in + fan_out) / 2.0
         var = self.scale / max(1.0, fan)
         if self.uniform:
@@ -157,6 +198,18 @@ class LeCunNormal(_Scaled):
     pass
 
 
+class LeCunUniform(_Scaled):
+    uniform = True
+
+
+class TorchUniform(_Scaled):
+    """U(-1/√fan_in, 1/√fan_in): what ``torch.nn.Conv*``/``nn.Linear`` draw for weight and bias
+    (``kaiming_uniform_(a=√5)``), i.e. variance ``1 / (3 fan_in)``."""
+
+    scale = 1.0 / 3.0
+    uniform = True
+
+
 class HeNormal(_Scaled):
     scale = 2.0
 
@@ -169,6 +222,7 @@ class HeUniform(_Scaled):
 _REGISTRY = {
     "zeros": Zeros, "ones": Ones, "constant": Constant, "normal": Normal, "uniform": Uniform,
     "glorot_normal": GlorotNormal, "glorot_uniform": GlorotUniform, "lecun_normal": LeCunNormal,
+    "lecun_uniform": LeCunUniform, "torch_uniform": TorchUniform,
     "he_normal": HeNormal, "he_uniform": HeUniform,
 }
 _NAME_OF = {cls: name for name, cls in _REGISTRY.items()}

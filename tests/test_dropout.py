@@ -73,22 +73,58 @@ def test_gradcheck_float64_with_the_mask_held_fixed(backend):
     follow; with the generator replaced by one that repeats a single mask, the layer is a fixed
     function and gradcheck must pass (and a mask applied without the 1/(1-p) scale must not)."""
     layer = Dropout(0.4).build(backend, "float64", seed=1)
-    mask = layer._gen.bernoulli((3, 5), 0.6, dtype="float64")
+    mask = backend.rng(1).bernoulli((3, 5), 0.6, dtype="float64")
     assert 0.0 < float(backend.xp.sum(mask)) < 15.0
 
-    class Frozen:
-        def bernoulli(self, shape, p, dtype="float32"):
-            return mask
+    def frozen(shape, keep, dtype):
+        return mask
 
-    layer._gen = Frozen()
+    layer._draw = frozen
     x = np.random.default_rng(3).normal(size=(3, 5))
     result = pnn.gradcheck(layer, x, training=True)
     assert result and result.max_error < 1e-6, result
 
     broken = Dropout(0.4).build(backend, "float64", seed=1)
-    broken._gen = Frozen()
+    broken._draw = frozen
     broken.backward = lambda g, need_input_grad=True: g * mask  # forgets the 1/(1-p) scale
     assert not pnn.gradcheck(broken, x, training=True)
+
+
+def test_any_rank_drops_each_element_on_its_own(backend):
+    """4-D input (one shape only: JAX compiles its generator once per shape, for seconds)."""
+    shape, p = (12, 3, 10, 10), 0.3
+    layer = Dropout(p).build(backend, "float64", seed=4)
+    x = _x(backend, shape)
+    y = to_np(layer.forward(x, training=True))
+    assert y.shape == shape
+    kept = y != 0.0
+    assert abs(kept.mean() - (1 - p)) < 5 * math.sqrt(p * (1 - p) / kept.size)
+    np.testing.assert_allclose(y[kept], to_np(x)[kept] / (1 - p), rtol=1e-15)
+    # one mask element per input element: no axis shares a mask (as spatial dropout would)
+    for axis in range(len(shape)):
+        assert not np.all(kept == kept.take([0], axis=axis)), axis
+    g = _x(backend, shape, seed=1)
+    np.testing.assert_allclose(to_np(layer.backward(g)), y / to_np(x) * to_np(g), rtol=1e-13)
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 4), (2, 2, 3, 2)], ids=["3-D", "4-D"])
+def test_gradcheck_any_rank_with_the_mask_held_fixed(backend, shape):
+    layer = Dropout(0.4).build(backend, "float64", seed=1)
+    keep = np.random.default_rng(0).random(shape) < 0.6
+    assert 0 < keep.sum() < keep.size
+    mask = backend.asarray(keep, dtype="float64")
+
+    layer._draw = lambda shape, keep, dtype: mask
+    result = pnn.gradcheck(layer, np.random.default_rng(3).normal(size=shape), training=True)
+    assert result and result.max_error < 1e-6, result
+
+
+def test_a_list_is_a_type_error(backend):
+    layer = Dropout(0.5).build(backend, "float64", seed=0)
+    with pytest.raises(TypeError, match="Dropout.forward expects an array.*got list"):
+        layer.forward([[1.0, 2.0]], training=True)
+    with pytest.raises(RuntimeError, match="not built"):
+        Dropout(0.5).forward(np.ones((2, 2)))
 
 
 def test_backward_errors(backend):

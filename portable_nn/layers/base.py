@@ -125,6 +125,15 @@ class Layer:
         """This layer and every layer nested in it, depth first (a leaf layer: just itself)."""
         yield self
 
+    def named_modules(self, prefix=""):
+        """``(dotted path, layer)`` of this layer and every layer nested in it, depth first
+        (``""`` for this one, ``"2.0"`` for child 2's child 0)."""
+        yield prefix, self
+
+    def rng_state(self):
+        """The layer's random stream as JSON-able data (``None``: it has none; `Dropout` has)."""
+        return None  # noqa: RET501 - the documented answer of a layer without a stream
+
     # state ------------------------------------------------------------------------------------
     def parameters(self) -> list[Parameter]:
         return list(self._params.values())
@@ -247,11 +256,16 @@ def layer_from_config(entry: dict) -> Layer:
         # a malformed config is a bad value, like any other missing key
         raise ValueError(  # noqa: TRY004
             f"a layer entry needs a 'class' name, got {entry!r}")
-    cls = LAYER_CLASSES.get(entry["class"])
-    if cls is None:
-        raise ValueError(
-            f"unknown layer class {entry['class']!r}; known: {', '.join(sorted(LAYER_CLASSES))}"
-        )
+    name = entry["class"]
+    cls = LAYER_CLASSES.get(name)
+    if cls is None or name.startswith("_") or cls is Layer:
+        # only public, registered classes: a private base (``_Elementwise``) is not a layer
+        public = sorted(n for n, c in LAYER_CLASSES.items()
+                        if not n.startswith("_") and c is not Layer)
+        raise ValueError(f"unknown layer class {name!r}; known: {', '.join(public)}")
+    if cls.forward is Layer.forward:
+        raise ValueError(f"the layer class {name!r}, which does not implement forward, cannot "
+                         "be used")
     config = entry.get("config", {})
     if not isinstance(config, dict):
         raise ValueError(  # noqa: TRY004 - a malformed config is a bad value

@@ -16,6 +16,8 @@ the loop.
 
 from __future__ import annotations
 
+import textwrap
+
 from ..backends import check_array, get_backend, host_rng
 from .base import Layer, layer_from_config
 
@@ -109,6 +111,11 @@ class Container(Layer):
         yield self
         for layer in self.layers:
             yield from layer.modules()
+
+    def named_modules(self, prefix=""):
+        yield prefix, self
+        for i, layer in enumerate(self.layers):
+            yield from layer.named_modules(f"{prefix}.{i}" if prefix else str(i))
 
     # state -------------------------------------------------------------------------------------
     def parameters(self):
@@ -212,8 +219,12 @@ class Container(Layer):
         return rows
 
     def __repr__(self):
-        inner = ",\n".join("  " + line for layer in self.layers for line in repr(layer).split("\n"))
-        return f"{type(self).__name__}(\n{inner}\n)"
+        return f"{type(self).__name__}(\n{_children_repr(self.layers)}\n)"
+
+
+def _children_repr(layers):
+    """The children's reprs, one per line (a nested container's indented as a block)."""
+    return ",\n".join(textwrap.indent(repr(layer), "  ") for layer in layers)
 
 
 def _frozen_count(layer):
@@ -410,14 +421,15 @@ class Sequential(Container):
 
     def _forward(self, x, training, owned):
         backend = self.backend
-        check_array(backend, x, "x")
+        x = check_array(backend, x, "x")  # (a torch tensor that requires grad comes detached)
         self._check_input_dtype(x)
         # let go of the last pass's caches first: otherwise layer i+1 still holds the previous
         # batch's activation while layer i allocates the new one, and the peak holds both (after
         # a backward there is nothing left to free)
         if self._holds_activations:
             self.clear_cache()
-        x = forward_chain(self.layers, x, training, owned)
+        with backend.device_context():  # on cuda:N every array is made on GPU N
+            x = forward_chain(self.layers, x, training, owned)
         self._holds_activations = True
         return x
 
@@ -455,7 +467,7 @@ class Sequential(Container):
         return self._backward(grad_out, need_input_grad, False, owned=True)
 
     def _backward(self, grad, need_input_grad, retain_cache, owned):
-        check_array(self.backend, grad, "grad")
+        grad = check_array(self.backend, grad, "grad")
         self._check_dtype(grad, "grad")
         if not isinstance(retain_cache, bool):
             raise TypeError(f"retain_cache must be True or False, got {retain_cache!r}")
@@ -472,7 +484,8 @@ class Sequential(Container):
                         layer.clear_cache()
         # nested in a container, the parent frees the caches (it may have been asked to keep them)
         free = not (retain_cache or self._nested)
-        grad = backward_chain(layers, grad, need_input_grad, owned, free=free)
+        with self.backend.device_context():
+            grad = backward_chain(layers, grad, need_input_grad, owned, free=free)
         self._holds_activations = retain_cache
         return grad if need_input_grad else None
 
@@ -547,6 +560,45 @@ class Sequential(Container):
     def num_parameters(self):
         self._ensure_built()
         return super().num_parameters()
+
+    # random streams: checkpoints carry them, so that a loaded model goes on as if never stopped
+    def get_rng_state(self):
+        """``{"fit": ..., "layers": {path: ...}}``, JSON-able: the state of ``fit``'s shuffling
+        generator (``None`` before the first fit) and of every layer with a random stream
+        (Dropout), by dotted path."""
+        fit = getattr(self, "_fit_rng", None)
+        layers = {path: layer.rng_state() for path, layer in self.named_modules()
+                  if layer.rng_state() is not None}
+        return {"fit": None if fit is None else fit.bit_generator.state, "layers": layers}
+
+    def set_rng_state(self, state):
+        """Restore ``get_rng_state()`` output; everything is checked before anything changes."""
+        if not isinstance(state, dict) or set(state) != {"fit", "layers"} or \
+                not isinstance(state["layers"], dict):
+            raise ValueError("an rng state is {'fit': ..., 'layers': {path: state}}, got "
+                             f"{type(state).__name__}")
+        owners = {path: layer for path, layer in self.named_modules()
+                  if layer.rng_state() is not None}
+        if set(state["layers"]) != set(owners):
+            raise ValueError(f"the rng state names the layers {sorted(state['layers'])}, but the "
+                             f"model's random layers are {sorted(owners)}")
+        fit = None
+        if state["fit"] is not None:
+            fit = host_rng(None)
+            try:
+                fit.bit_generator.state = state["fit"]
+            except (TypeError, ValueError, KeyError) as exc:
+                raise ValueError(f"the rng state of fit's generator is malformed ({exc})") \
+                    from None
+        saved = {path: layer.rng_state() for path, layer in owners.items()}
+        try:
+            for path, layer in owners.items():
+                layer.set_rng_state(state["layers"][path])
+        except ValueError:
+            for path, layer in owners.items():  # put back what was set before the bad one
+                layer.set_rng_state(saved[path])
+            raise
+        self._fit_rng = fit
 
     def penalty(self):
         """Sum of the regularizers' penalties (added to the loss that training reports)."""
@@ -625,7 +677,7 @@ class Sequential(Container):
         return shape
 
     def __repr__(self):
-        inner = ",\n".join("  " + line for layer in self.layers for line in repr(layer).split("\n"))
+        inner = _children_repr(self.layers)
         where = "" if self._backend is None else f",\n  device={self._backend.device_string!r}"
         return f"Sequential(\n{inner}{where},\n  dtype={self.dtype_name!r})"
 

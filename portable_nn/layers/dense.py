@@ -47,10 +47,11 @@ class Dense(Layer):
 
     def _build(self, rng):
         shapes = self.state_shapes()
-        self.add_parameter("weight", self.init(shapes["weight"], rng),
+        fans = (self.in_features, self.out_features)  # the bias is drawn with its weight's fans
+        self.add_parameter("weight", self.init(shapes["weight"], rng, fans=fans),
                            regularizer=self.regularizer)
         if self.use_bias:
-            self.add_parameter("bias", self.bias_init(shapes["bias"], rng))
+            self.add_parameter("bias", self.bias_init(shapes["bias"], rng, fans=fans))
         else:
             self.bias = None
 
