@@ -18,7 +18,7 @@ __version__ = "0.1.0"
 
 # Submodules and names imported on first use, so `import portable_nn` stays light.
 _LAZY_MODULES = (
-    "callbacks", "checkpoint", "data", "datasets", "estimators", "metrics", "monitor",
+    "callbacks", "checkpoint", "data", "datasets", "distributed", "estimators", "metrics", "monitor",
     "optimizers", "perceptron", "schedules",
 )
 _LAZY_NAMES = {

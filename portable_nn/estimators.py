@@ -262,7 +262,7 @@ def _check_sample_weight(sample_weight, n):
     if not np.all(np.isfinite(w)) or np.any(w < 0):
         raise ValueError("sample_weight must be finite and non-negative")
     if not w.sum() > 0:
-        raise ValueError("sample_weight sums to 0: nothing would be learned")
+        raise ValueError("sample_weight sums to zero: nothing would be learned")
     return w
 
 
@@ -350,13 +350,12 @@ class _NetworkEstimator(BaseEstimator):
                validation_fraction, patience, weights=None):
         """``model.fit`` with the estimator's settings and the rows' ``weights``; returns the
         History."""
-        from . import callbacks
+        from . import callbacks, data
 
         kwargs = {}
         if early_stopping:
-            order = np.random.default_rng(seed).permutation(X.shape[0])
-            n_val = max(1, int(round(X.shape[0] * validation_fraction)))
-            val, train = order[:n_val], order[n_val:]
+            train, val = data.train_test_split(np.arange(X.shape[0]),
+                                               test_size=validation_fraction, seed=seed)
             kwargs["validation_data"] = (X[val], t[val]) if weights is None else \
                 (X[val], t[val], weights[val])
             X, t = X[train], t[train]

@@ -76,7 +76,7 @@ def test_grid_search_and_cross_val_score():
     # another order or of a subset differs in the last bits (BLAS blocks by row count and thread),
     # which check_methods_subset_invariance / sample_order_invariance (rtol 1e-7) count as failures
     LinearRegression(max_epochs=50, dtype="float64", random_state=0),
-    LogisticRegression(max_epochs=5, dtype="float64", random_state=0),
+    LogisticRegression(max_epochs=30, learning_rate=0.05, dtype="float64", random_state=0),
     MLPClassifier(hidden_layer_sizes=(16,), learning_rate=0.02, max_epochs=40, dtype="float64",
                   random_state=0),
     MLPRegressor(hidden_layer_sizes=(16,), learning_rate=0.02, max_epochs=40, dtype="float64",
@@ -89,7 +89,13 @@ def test_scikit_learn_estimator_checks(est):
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the checks provoke warnings on purpose
-        results = check_estimator(est, on_fail=None)
+        # weighted mini-batch SGD is not repeated-row SGD: the batches hold other rows (the
+        # weighted full-batch fit is, as test_integer_sample_weights_equal_repeated_rows checks)
+        minibatch = not isinstance(est, LinearRegression)
+        expected = {"check_sample_weight_equivalence_on_dense_data":
+                    "mini-batch SGD: weighted and repeated rows fill the batches differently"}
+        results = check_estimator(est, on_fail=None,
+                                  expected_failed_checks=expected if minibatch else None)
     failed = [(r["check_name"], str(r["exception"])[:200]) for r in results
               if r["status"] == "failed"]
     assert len(results) > 40 and failed == []

@@ -34,8 +34,8 @@ def test_integer_sample_weights_equal_repeating_the_rows(backend):
     X, y = blobs(30)
     w = np.random.default_rng(1).integers(0, 4, size=30)
     weighted, repeated = mlp(backend), mlp(backend)
-    kw = dict(loss="cross_entropy", optimizer=pnn.optimizers.SGD(0.5, momentum=0.5), epochs=4,
-              shuffle=False, verbose=0, metrics=["accuracy"])
+    kw = {"loss": "cross_entropy", "optimizer": pnn.optimizers.SGD(0.5, momentum=0.5), "epochs": 4,
+              "shuffle": False, "verbose": 0, "metrics": ["accuracy"]}
     hw = weighted.fit(X, y, sample_weight=w, batch_size=30, **kw)
     hr = repeated.fit(np.repeat(X, w, axis=0), np.repeat(y, w), batch_size=int(w.sum()), **kw)
     a, b = weights_of(weighted), weights_of(repeated)
@@ -54,8 +54,8 @@ def test_class_weight_dict_and_balanced(backend):
     y = np.where(np.arange(40) < 30, 0, y)  # class 0 dominates
     cw = {0: 0.5, 1: 2.0, 2: 1.0}
     a, b = mlp(backend), mlp(backend)
-    kw = dict(loss="cross_entropy", optimizer="sgd", epochs=2, shuffle=False, batch_size=40,
-              verbose=0)
+    kw = {"loss": "cross_entropy", "optimizer": "sgd", "epochs": 2, "shuffle": False, "batch_size": 40,
+              "verbose": 0}
     a.fit(X, y, class_weight=cw, **kw)
     b.fit(X, y, sample_weight=np.array([cw[int(v)] for v in y]), **kw)
     for k, v in weights_of(a).items():
@@ -69,14 +69,14 @@ def test_class_weight_dict_and_balanced(backend):
 
 
 @pytest.mark.parametrize("kwargs, exc, message", [
-    (dict(sample_weight=np.ones(5)), ValueError, "one weight per row"),
-    (dict(sample_weight=-np.ones(40)), ValueError, "finite and >= 0"),
-    (dict(sample_weight=np.zeros(40)), ValueError, "sum to 0"),
-    (dict(sample_weight=np.full(40, np.nan)), ValueError, "finite"),
-    (dict(class_weight={7: 1.0}), ValueError, "not a class label"),
-    (dict(class_weight={0: -1.0}), ValueError, "finite number >= 0"),
-    (dict(class_weight="even"), ValueError, "balanced"),
-    (dict(class_weight=[1.0, 2.0]), TypeError, "class_weight"),
+    ({"sample_weight": np.ones(5)}, ValueError, "one weight per row"),
+    ({"sample_weight": -np.ones(40)}, ValueError, "finite and >= 0"),
+    ({"sample_weight": np.zeros(40)}, ValueError, "sum to 0"),
+    ({"sample_weight": np.full(40, np.nan)}, ValueError, "finite"),
+    ({"class_weight": {7: 1.0}}, ValueError, "not a class label"),
+    ({"class_weight": {0: -1.0}}, ValueError, "finite number >= 0"),
+    ({"class_weight": "even"}, ValueError, "balanced"),
+    ({"class_weight": [1.0, 2.0]}, TypeError, "class_weight"),
 ])
 def test_bad_weights_are_refused_before_anything_changes(kwargs, exc, message):
     X, y = blobs(40)
@@ -104,8 +104,8 @@ def _batches(X, y, size):
 def test_iterables_of_batches_train_as_arrays_do(backend):
     X, y = blobs(36)
     # a config, not an instance: each fit gets a fresh Adam
-    kw = dict(loss="cross_entropy", optimizer={"class": "Adam", "config": {"learning_rate": 0.05}},
-              epochs=3, verbose=0, metrics=["accuracy"])
+    kw = {"loss": "cross_entropy", "optimizer": {"class": "Adam", "config": {"learning_rate": 0.05}},
+              "epochs": 3, "verbose": 0, "metrics": ["accuracy"]}
     ref = mlp(backend)
     h_ref = ref.fit(X, y, batch_size=12, shuffle=False, validation_data=(X[:6], y[:6]), **kw)
 
@@ -126,7 +126,7 @@ def test_weighted_batches_and_evaluate_on_batches():
     X, y = blobs(30)
     w = np.random.default_rng(3).uniform(0.5, 2.0, size=30)
     a, b = mlp(), mlp()
-    kw = dict(loss="cross_entropy", optimizer="sgd", epochs=2, verbose=0)
+    kw = {"loss": "cross_entropy", "optimizer": "sgd", "epochs": 2, "verbose": 0}
     a.fit(X, y, sample_weight=w, batch_size=10, shuffle=False, **kw)
     b.fit([(X[i:i + 10], y[i:i + 10], w[i:i + 10]) for i in (0, 10, 20)], **kw)
     for k, v in weights_of(a).items():
@@ -141,7 +141,7 @@ def test_torch_dataloader_is_a_source_of_batches():
     ds = torch.utils.data.TensorDataset(torch.as_tensor(X), torch.as_tensor(y))
     loader = torch.utils.data.DataLoader(ds, batch_size=8, shuffle=False)
     model, ref = mlp(), mlp()
-    kw = dict(loss="cross_entropy", optimizer="sgd", epochs=2, verbose=0)
+    kw = {"loss": "cross_entropy", "optimizer": "sgd", "epochs": 2, "verbose": 0}
     model.fit(loader, **kw)
     ref.fit(X, y, batch_size=8, shuffle=False, **kw)
     for k, v in weights_of(model).items():
@@ -151,7 +151,7 @@ def test_torch_dataloader_is_a_source_of_batches():
 def test_bad_iterables_are_clear_errors():
     X, y = blobs(20)
     model = mlp()
-    kw = dict(loss="cross_entropy", optimizer="sgd", verbose=0)
+    kw = {"loss": "cross_entropy", "optimizer": "sgd", "verbose": 0}
     with pytest.raises(ValueError, match="yielded no batch"):
         model.fit(lambda: iter([]), **kw)
     with pytest.raises(ValueError, match=r"pair \(x, y\)"):
@@ -246,7 +246,7 @@ def _dropout_net(device="cpu", seed=7):
 
 def test_the_models_seed_makes_fit_reproducible(backend):
     X, y = blobs(50)
-    kw = dict(loss="cross_entropy", optimizer="adam", epochs=2, batch_size=8, verbose=0)
+    kw = {"loss": "cross_entropy", "optimizer": "adam", "epochs": 2, "batch_size": 8, "verbose": 0}
     a, b = _dropout_net(backend), _dropout_net(backend)
     a.fit(X, y, **kw)
     b.fit(X, y, **kw)
@@ -265,7 +265,7 @@ def test_the_models_seed_makes_fit_reproducible(backend):
 
 def test_save_load_continue_equals_never_stopping(backend, tmp_path):
     X, y = blobs(50)
-    kw = dict(loss="cross_entropy", optimizer="adam", batch_size=8, verbose=0)
+    kw = {"loss": "cross_entropy", "optimizer": "adam", "batch_size": 8, "verbose": 0}
     straight = _dropout_net(backend)
     straight.fit(X, y, epochs=4, **kw)
     first = _dropout_net(backend)
@@ -345,9 +345,28 @@ def test_training_methods_are_documented():
 def test_device_arrays_and_host_arrays_train_alike(backend):
     X, y = blobs(24)
     a, b = mlp(backend), mlp(backend)
-    kw = dict(loss="cross_entropy", optimizer="sgd", epochs=2, verbose=0, seed=1)
+    kw = {"loss": "cross_entropy", "optimizer": "sgd", "epochs": 2, "verbose": 0, "seed": 1}
     a.fit(X, y, **kw)
     b.fit(backend.asarray(X, dtype="float64"), backend.asarray(y), **kw)
     for k, v in weights_of(a).items():
         np.testing.assert_allclose(v, weights_of(b)[k], rtol=1e-12)
     assert to_np(b.parameters()[0].value).shape == (2, 8)
+
+
+# copies -----------------------------------------------------------------------------------------------
+def test_deepcopy_and_pickle_give_a_model_that_predicts_and_trains_alike(backend):
+    import copy
+    import pickle
+
+    X, y = blobs(30)
+    model = _dropout_net(backend)
+    model.fit(X, y, loss="cross_entropy", optimizer="adam", epochs=1, batch_size=10, verbose=0)
+    clones = [copy.deepcopy(model), pickle.loads(pickle.dumps(model))]
+    for clone in clones:
+        np.testing.assert_array_equal(clone.predict(X), model.predict(X))
+        assert clone.device == model.device and clone.optimizer is not model.optimizer
+        # the optimizer's state and the random streams came along: training goes on alike
+        clone.fit(X, y, epochs=1, batch_size=10, verbose=0)
+    model.fit(X, y, epochs=1, batch_size=10, verbose=0)
+    for clone in clones:
+        np.testing.assert_array_equal(clone.predict(X), model.predict(X))

@@ -91,8 +91,8 @@ def resolve_metrics(metrics, loss):
     out = []
     for spec in metrics:
         fn = metrics_mod.get(spec)
-        if fn is metrics_mod.accuracy and isinstance(loss, losses_mod.BinaryCrossEntropy) and \
-                loss.from_logits:
+        if fn is metrics_mod.accuracy and getattr(loss, "expects_logits", False) and \
+                isinstance(loss, losses_mod.BinaryCrossEntropy):
             fn = partial(metrics_mod.accuracy, threshold=0.0)
         name = metrics_mod.metric_name(spec)
         if name in ("loss", "lr", "time") or name in [n for n, _, _ in out]:
@@ -186,7 +186,7 @@ def as_array(model, data, argname):
         xp = model.xp
         if not xp.isdtype(data.dtype, ("bool", "integral", "real floating")):
             raise TypeError(f"{argname} must hold real numbers, got dtype {data.dtype}")
-        return model.backend.asarray(data), True  # (detached, for torch)
+        return model.backend.admit(data), True  # (a torch tensor comes detached)
     if data is None:
         raise TypeError(f"{argname} is required, got None")
     try:

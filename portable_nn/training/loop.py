@@ -57,20 +57,21 @@ def train_step(model, loss, optimizer, xb, yb, wb=None, *, penalty=None, params=
 
     ``penalty``: ``model.penalty`` when some parameter has a regularizer (its value is added to
     the reported loss; its gradient is in ``p.grad`` already). ``params``: ``model.parameters()``
-    (pass it to skip the lookup). ``step_weight``: for a data-parallel optimizer, the factor its
-    ``step`` scales this rank's gradients by before averaging.
+    (pass it to skip the lookup). ``step_weight``: in a data-parallel step, the factor this
+    rank's loss gradient is scaled by before backward, so that the average of the ranks'
+    parameter gradients (what a `DistributedOptimizer` takes) is the gradient of the loss over
+    the rows of every rank (and synchronized BatchNorm sums consistently scaled gradients).
     """
     xp = model.xp
     pred = model.forward(xb, training=True)
     value = loss._forward(xp, pred, yb) if wb is None else loss._forward(xp, pred, yb, wb)
     if penalty is not None:
         value = value + penalty()
-    model.backward(loss.backward(), need_input_grad=False)
-    params = model.parameters() if params is None else params
-    if step_weight is None:
-        optimizer.step(params)
-    else:
-        optimizer.step(params, weight=step_weight)
+    grad = loss.backward()
+    if step_weight is not None and step_weight != 1.0:
+        grad = grad * step_weight
+    model.backward(grad, need_input_grad=False)
+    optimizer.step(model.parameters() if params is None else params)
     return value, pred
 
 
@@ -228,20 +229,29 @@ def _reseed_dropout(model, seed):
             reseed(int(gen.integers(2**31)))
 
 
-class _Comm:
-    """The one-process stand-in for a communicator (``distributed=None``)."""
-
-    rank, size, is_root = 0, 1, True
+def _with_last(batches):
+    """``(batch, is the epoch's last)`` pairs: one batch of look-ahead, so that a callback knows
+    the last batch of data whose length is unknown (a generator)."""
+    it = iter(batches)
+    try:
+        current = next(it)
+    except StopIteration:
+        return
+    for following in it:
+        yield current, False
+        current = following
+    yield current, True
 
 
 def _resolve_comm(distributed):
+    """The communicator, or None for one process (a one-rank communicator trains as plain fit)."""
     if distributed is None:
         return None
     for attr in ("rank", "size", "allreduce_mean", "broadcast", "agree", "abort"):
         if not hasattr(distributed, attr):
             raise TypeError(f"distributed must be a communicator from "
                             f"portable_nn.distributed.init(), got {type(distributed).__name__}")
-    return distributed
+    return distributed if distributed.size > 1 else None
 
 
 # ------------------------------------------------------------------------------------------------
@@ -302,10 +312,10 @@ def fit(model, X, y=None, *, loss=None, optimizer=None, epochs=1, batch_size=32,
                       class_weight=class_weight, steps_per_epoch=steps_per_epoch,
                       validation_steps=validation_steps)
     except (ValueError, TypeError, RuntimeError) as exc:
-        if comm is None or comm.size == 1:
+        if comm is None:
             raise
         error = exc
-    if comm is not None and comm.size > 1:
+    if comm is not None:
         comm.agree(error)  # every rank raises with the failing rank's message, or none does
     return run.train()
 
@@ -356,8 +366,7 @@ class _FitRun:
                 "steps_per_epoch (batches per epoch from the one stream), or a generator "
                 "function (called once per epoch), or a list")
         if isinstance(train, ArraySource):
-            _check_batchnorm(model, train.n if comm is None else math.ceil(train.n / comm.size),
-                             self.batch_size)
+            self._check_shards(train.n)
         weighted = train.weighted or (val is not None and val.weighted)
         checks.check_metric_weights(self.metric_fns, weighted)
         _check_metrics(model, self.metric_fns, train)
@@ -369,14 +378,31 @@ class _FitRun:
             "samples": getattr(train, "n", None), "loss": loss, "do_validation": val is not None,
             "metrics": [name for name, _, _ in self.metric_fns], "verbose": verbose,
             "sample": sample_x, "sample_y": sample_y,
-            "rank": 0 if comm is None else comm.rank,
+            "optimizer": self.optimizer, "rank": 0 if comm is None else comm.rank,
             "world_size": 1 if comm is None else comm.size,
         }
         for cb in self.cbs:
             cb.check(model, self.params)
-        if comm is not None and comm.size > 1 and not comm.is_root:
+        if comm is not None and not comm.is_root:
             # callbacks that write files or the terminal act on rank 0 only
             self.cbs = [cb for cb in self.cbs if not getattr(cb, "writes", False)]
+
+    def _check_shards(self, n):
+        """Batches that BatchNorm can train on, on every rank; a data-parallel run needs a row
+        per rank, and synchronized BatchNorm the same number of steps on every rank."""
+        comm, bs = self.comm, self.batch_size
+        sizes = {n} if comm is None else {n // comm.size, -(-n // comm.size)}
+        if comm is not None and min(sizes) < 1:
+            raise ValueError(f"{n} training rows cannot be shared by {comm.size} ranks: each "
+                             "needs at least one")
+        for rows in sizes:
+            _check_batchnorm(self.model, rows, bs)
+        synced = any(getattr(layer, "sync", None) is not None for layer in self.model.modules())
+        if comm is not None and synced and len({-(-rows // bs) for rows in sizes}) > 1:
+            raise ValueError(
+                f"with {n} rows on {comm.size} ranks and batch_size={bs} some ranks take one step "
+                "more than others, which synchronized BatchNorm cannot do (every rank computes "
+                "the statistics together): choose a batch_size that divides the shards alike")
 
     def _validation_source(self, validation_data, validation_steps):
         model, loss = self.model, self.loss
@@ -410,6 +436,12 @@ class _FitRun:
         model.stop_reason = None
         model._fit_loss, model._fit_metrics = self.loss, self.metric_fns
         history = model.history = History(self._history_keys())
+        # data-parallel: each step averages the ranks' gradients (packed), then steps
+        self.stepper = optimizer
+        if comm is not None:
+            from ..distributed import DistributedOptimizer
+
+            self.stepper = DistributedOptimizer(optimizer, comm)
         if self.seed is not None:
             _reseed_dropout(model, self.seed)
         self.rng = _shuffle_rng(model, self.seed)
@@ -423,9 +455,9 @@ class _FitRun:
         quiet = np.errstate(over="ignore", invalid="ignore", divide="ignore") if guard \
             else nullcontext()
         started = []  # callbacks whose on_train_begin ran get their on_train_end, whatever happens
-        with quiet:
+        with quiet, model.backend.device_context():
             try:
-                if comm is not None and comm.size > 1:
+                if comm is not None:
                     self._broadcast_state()
                 for cb in cbs:
                     cb.on_train_begin()
@@ -436,7 +468,7 @@ class _FitRun:
                 else:
                     history.stop_reason = f"completed {self.epochs} epochs"
             except BaseException as exc:
-                if comm is not None and comm.size > 1 and not isinstance(exc, KeyboardInterrupt):
+                if comm is not None and not isinstance(exc, KeyboardInterrupt):
                     comm.abort(f"{type(exc).__name__}: {exc}")  # ends every rank, not a hang
                 raise
             finally:
@@ -446,8 +478,15 @@ class _FitRun:
         return history
 
     def _broadcast_state(self):
-        """Every rank starts from rank 0's parameters and buffers."""
+        """Every rank starts from rank 0's parameters and buffers, and draws its own Dropout
+        masks (rank 0 keeps its stream; rank r > 0 restarts from a seed derived from it and r)."""
         model = self.model
+        if self.comm.rank > 0:
+            for layer in model.modules():
+                state = layer.rng_state()
+                if state is not None and hasattr(layer, "reseed"):
+                    derived = host_rng([state["seed"], state["calls"], self.comm.rank])
+                    layer.reseed(int(derived.integers(2**31)))
         params = model.parameters()
         buffers = model.named_buffers()
         values = self.comm.broadcast([p.value for p in params] + list(buffers.values()), root=0)
@@ -466,7 +505,7 @@ class _FitRun:
 
     def _epoch(self, epoch, history):
         """One epoch; returns False when training must stop."""
-        model, optimizer, loss, comm = self.model, self.optimizer, self.loss, self.comm
+        model, optimizer, loss, comm = self.model, self.stepper, self.loss, self.comm
         xp, params = model.xp, model.parameters()
         t0 = time.perf_counter()
         for cb in self.cbs:
@@ -476,20 +515,21 @@ class _FitRun:
         perm = None
         if isinstance(source, ArraySource) and self.shuffle:
             perm = self.rng.permutation(source.n)
-        shard = None if comm is None or comm.size == 1 else (comm.rank, comm.size)
+        shard = None if comm is None else (comm.rank, comm.size)
         totals = None
         if shard is not None and isinstance(source, ArraySource):
             totals = source.step_totals(self.batch_size, perm, comm.size)
         sums = {"loss": 0.0, **{name: 0.0 for name, _, _ in self.metric_fns}}
         seen, weight_seen = 0, 0.0
-        for b, batch in enumerate(source.batches(self.batch_size, perm, shard)):
+        for b, (batch, last) in enumerate(_with_last(source.batches(self.batch_size, perm,
+                                                                   shard))):
             step_weight = None if shard is None else \
                 self._step_weight(batch, self._step_total(totals, b, batch))
             if batch.rows == 0:
                 # this rank's shard is used up; it still takes part in the step's average
                 for p in params:
-                    p.grad = xp.zeros_like(p.value)
-                optimizer.step(params, weight=0.0)
+                    p.grad = xp.zeros_like(p.value) if p.trainable else None
+                optimizer.step(params)
                 continue
             value, pred = train_step(model, loss, optimizer, batch.x, batch.t, batch.w,
                                      penalty=self.penalty, params=params,
@@ -502,7 +542,7 @@ class _FitRun:
                                                               batch.w) * batch.weight
             if self.batch_cbs:
                 logs = {"loss": value, "size": batch.rows, "seen": seen, "sums": sums,
-                        "weight_seen": weight_seen}
+                        "weight_seen": weight_seen, "last": last}
                 for cb in self.batch_cbs:
                     cb.on_batch_end(b, logs)
                 if model.stop_training:
@@ -573,10 +613,11 @@ def evaluate(model, X, y=None, *, loss=None, metrics=None, batch_size=None, samp
     if steps is not None:
         checks.int_arg(steps, "steps", 1)
     checks.warn_logits_convention(model, loss, stacklevel=3)
-    source = _source(model, loss, X, y, sample_weight, None, steps)
-    checks.check_metric_weights(metric_fns, source.weighted)
-    _check_metrics(model, metric_fns, source)
-    return _evaluate_source(model, source, loss, metric_fns, batch_size)
+    with model.backend.device_context():
+        source = _source(model, loss, X, y, sample_weight, None, steps)
+        checks.check_metric_weights(metric_fns, source.weighted)
+        _check_metrics(model, metric_fns, source)
+        return _evaluate_source(model, source, loss, metric_fns, batch_size)
 
 
 def _outputs(model, X, batch_size):
@@ -587,17 +628,18 @@ def _outputs(model, X, batch_size):
     b = model.backend
     dtype = checks.input_dtype(model)
     outs = []
-    try:
-        for start in range(0, Xa.shape[0], batch_size):
-            stop = min(Xa.shape[0], start + batch_size)  # strict arrays refuse out-of-range stops
-            xb = b.asarray(Xa[start:stop, ...], dtype=dtype)
-            try:
-                outs.append(model.forward(xb, training=False))
-            except ValueError as exc:
-                raise ValueError(f"X does not fit the model: {exc}") from None
-    finally:
-        model.clear_cache()
-    return (outs[0] if len(outs) == 1 else model.xp.concat(outs, axis=0)), x_dev
+    with b.device_context():
+        try:
+            for start in range(0, Xa.shape[0], batch_size):
+                stop = min(Xa.shape[0], start + batch_size)  # strict refuses out-of-range stops
+                xb = b.asarray(Xa[start:stop, ...], dtype=dtype)
+                try:
+                    outs.append(model.forward(xb, training=False))
+                except ValueError as exc:
+                    raise ValueError(f"X does not fit the model: {exc}") from None
+        finally:
+            model.clear_cache()
+        return (outs[0] if len(outs) == 1 else model.xp.concat(outs, axis=0)), x_dev
 
 
 def _answer_like(model, X, out, x_dev):

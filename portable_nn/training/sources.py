@@ -264,7 +264,9 @@ class IterableSource:
 
 def _chain_first(first, it):
     yield first
-    yield from it
+    # not ``yield from``: closing this generator would close ``it`` too, the user's one stream
+    for item in it:  # noqa: UP028
+        yield item
 
 
 class _Prefetch:
@@ -293,7 +295,7 @@ class _Prefetch:
                 if not self._put(("item", item)):
                     return
             self._put(("done", None))
-        except BaseException as exc:  # delivered to the caller, raised there
+        except BaseException as exc:  # noqa: BLE001 - delivered to the caller, raised there
             self._put(("error", exc))
 
     def _put(self, entry):
