@@ -3,10 +3,18 @@
     python -m benchmarks.run --device cpu --quick          # ~2 minutes on 2 cores
     python -m benchmarks.run --device cuda --out "$OUT"    # on a GPU machine (CuPy + torch)
     python -m benchmarks.run --quick --threads 1           # every library on one thread
+    python -m benchmarks.run --only cnn --threads 1        # the CNN case alone (~3 minutes)
 
 Workloads: an MLP 784-256-128-10 (ReLU, softmax cross-entropy from logits, float32) on a seeded
 synthetic 60,000 x 784 set, with SGD and Adam at batch 32, 128, 512 (and 4096 on a GPU); and a
-tiny 2-8-1 net (ReLU, MSE) at batch 4 whose step time is almost all per-call overhead.
+tiny 2-8-1 net (ReLU, MSE) at batch 4 whose step time is almost all per-call overhead; and a
+LeNet-5-style CNN on the same rows seen as 28x28 images (``cnn-sgd-b128``; ``-b1024`` on a GPU):
+
+    Reshape (1, 28, 28) → Conv2D(1, 6, 5, padding=2) → ReLU → MaxPool2D(2) → Conv2D(6, 16, 5)
+    → ReLU → MaxPool2D(2) → Flatten → Dense(400, 120) → ReLU → Dense(120, 84) → ReLU → Dense(84, 10)
+
+(float32, SGD), against PyTorch running the same net (``nn.Unflatten`` first) in the same run; the
+hand-written reference and the GEMM floor are MLP-only.
 
 Contenders, interleaved in the same process (every round runs each once, in a rotating order;
 samples/s come from the median round, ratios are the median over rounds of the ratio within a
@@ -39,7 +47,7 @@ On a GPU it is the growth of the device memory pool (CuPy's pool, torch's cachin
 reserved bytes), the copied data subtracted.
 
 Writes ``<out>/<device>-<date>.json`` (``-<N>thread`` added when ``--threads`` differs from the
-cores) with the machine, library versions, settings, every round's time and the targets of issue
+cores, ``-<only>`` with ``--only``) with the machine, library versions, settings, every round's time and the targets of issue
 7. On the CPU the table shows samples/s and ratios; absolute step times only on a GPU.
 """
 
@@ -68,6 +76,7 @@ MLP = [784, 256, 128, 10]
 TINY = [2, 8, 1]
 LR = {"sgd": 0.01, "adam": 1e-3}
 CONTENDERS = ("pnn.fit", "pnn.loop", "reference", "torch", "gemm")
+CNN_CONTENDERS = ("pnn.fit", "pnn.loop", "torch")  # no hand-written reference for the CNN
 # After a NumPy call, OpenBLAS's worker threads spin for ~0.1 s before they sleep; a torch round
 # started right away shares its cores with them and runs at less than half its speed. So with
 # several threads on the CPU the torch round starts SETTLE_S after the previous one.
@@ -158,7 +167,17 @@ def configs(device, quick):
     for opt in ("sgd", "adam"):
         out.append({"name": f"tiny-{opt}-b4", "sizes": TINY, "loss": "mse", "optimizer": opt,
                     "batch": 4, "steps": 200 if quick else 1000})
+    b = 128 if device == "cpu" else 1024
+    cnn_round = (1024 if quick else 4096) if device == "cpu" else (8192 if quick else 32768)
+    out.append({"name": f"cnn-sgd-b{b}", "model": "lenet", "sizes": None, "loss": "cross_entropy",
+                "optimizer": "sgd", "batch": b, "steps": max(2, cnn_round // b),
+                "contenders": CNN_CONTENDERS})
     return out
+
+
+def _contenders(cfg, names):
+    """The contenders of ``names`` that can run case ``cfg``."""
+    return [n for n in names if n in cfg.get("contenders", CONTENDERS)]
 
 
 class Data:
@@ -174,7 +193,7 @@ class Data:
         self.yt = (self.Xt[:, :1] * self.Xt[:, 1:]).astype(np.float32)
 
     def host(self, cfg, rows):
-        X, y = (self.X, self.y) if cfg["sizes"] is MLP else (self.Xt, self.yt)
+        X, y = (self.Xt, self.yt) if cfg["sizes"] is TINY else (self.X, self.y)
         rows = min(rows, X.shape[0] - X.shape[0] % cfg["batch"])
         return X[:rows], y[:rows]
 
@@ -198,16 +217,28 @@ class _Batched:
             yield self.X[s:s + b], self.y[s:s + b]
 
 
+def _lenet(L, torch=False):
+    """LeNet-5's layers (``L``: ``pnn.layers`` or ``torch.nn``) on flat rows of 784 pixels."""
+    conv, pool, dense = ((L.Conv2d, L.MaxPool2d, L.Linear) if torch
+                         else (L.Conv2D, L.MaxPool2D, L.Dense))
+    return [L.Unflatten(1, (1, 28, 28)) if torch else L.Reshape((1, 28, 28)),
+            conv(1, 6, 5, padding=2), L.ReLU(), pool(2), conv(6, 16, 5), L.ReLU(), pool(2),
+            L.Flatten(), dense(400, 120), L.ReLU(), dense(120, 84), L.ReLU(), dense(84, 10)]
+
+
 def _pnn_model(cfg, device):
     import portable_nn as pnn
 
     L = pnn.layers
     sizes = cfg["sizes"]
     layers = []
-    for i, (k, m) in enumerate(pairwise(sizes)):
-        layers.append(L.Dense(k, m))
-        if i < len(sizes) - 2:
-            layers.append(L.ReLU())
+    if cfg.get("model") == "lenet":
+        layers = _lenet(L)
+    else:
+        for i, (k, m) in enumerate(pairwise(sizes)):
+            layers.append(L.Dense(k, m))
+            if i < len(sizes) - 2:
+                layers.append(L.ReLU())
     model = pnn.Sequential(*layers, device=device, dtype="float32", seed=0)
     loss = pnn.losses.CrossEntropy() if cfg["loss"] == "cross_entropy" else pnn.losses.MSE()
     opt = (pnn.optimizers.SGD if cfg["optimizer"] == "sgd" else pnn.optimizers.Adam)(
@@ -290,10 +321,13 @@ class Torch(_Batched):
         super().__init__(cfg, torch.as_tensor(X).to(self.dev), torch.as_tensor(y).to(self.dev))
         sizes = cfg["sizes"]
         mods = []
-        for i, (k, m) in enumerate(pairwise(sizes)):
-            mods.append(torch.nn.Linear(k, m))
-            if i < len(sizes) - 2:
-                mods.append(torch.nn.ReLU())
+        if cfg.get("model") == "lenet":
+            mods = _lenet(torch.nn, torch=True)
+        else:
+            for i, (k, m) in enumerate(pairwise(sizes)):
+                mods.append(torch.nn.Linear(k, m))
+                if i < len(sizes) - 2:
+                    mods.append(torch.nn.ReLU())
         self.model = torch.nn.Sequential(*mods).to(self.dev)
         self.crit = (torch.nn.CrossEntropyLoss() if cfg["loss"] == "cross_entropy"
                      else torch.nn.MSELoss())
@@ -354,6 +388,7 @@ def available(device):
 def time_config(cfg, data, device, names, rounds, settle=0.0):
     """Median seconds per round (``cfg['steps']`` steps) for each contender, interleaved."""
     X, y = data.host(cfg, cfg["steps"] * cfg["batch"])
+    names = _contenders(cfg, names)
     runners = {n: FACTORIES[n](cfg, X, y, device) for n in names}
     for r in runners.values():  # warm-up: caches, BLAS threads, optimizer state, allocator
         r.run(min(cfg["steps"], 20))
@@ -459,11 +494,13 @@ class _DeviceMemory:
         return (cupy.get_default_memory_pool().total_bytes() - self.base) / 2**20
 
 
-def memory_child(name, device, quick):
+def memory_child(name, device, quick, only=None):
     """Runs in the subprocess: one JSON line ``{config: peak MiB}`` on stdout."""
     data = Data(8192 if quick else 16384)
     out = {}
     for cfg in configs(device, quick):
+        if name not in _contenders(cfg, [name]) or (only and only not in cfg["name"]):
+            continue
         steps = min(cfg["steps"], 50)
         X, y = data.host(cfg, steps * cfg["batch"])
         throwaway = FACTORIES[name](cfg, X, y, device)
@@ -482,7 +519,7 @@ def memory_child(name, device, quick):
     print(json.dumps(out))
 
 
-def measure_memory(names, device, quick, threads):
+def measure_memory(names, device, quick, threads, only=None):
     """{contender: {config: MiB}}, or {contender: {"error": ...}} where measuring failed."""
     out = {}
     for name in names:
@@ -490,6 +527,8 @@ def measure_memory(names, device, quick, threads):
                "--threads", str(threads)]
         if quick:
             cmd.append("--quick")
+        if only:
+            cmd += ["--only", only]
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False,
                               cwd=Path(__file__).resolve().parent.parent)
         if proc.returncode != 0:
@@ -501,10 +540,12 @@ def measure_memory(names, device, quick, threads):
 
 # ---------------------------------------------------------------------------------------------
 # targets and report
-def targets(results, device, memory=None):
+def targets(results, device, memory=None, threads=None):
     """The issue's targets, checked for the low-level loop and for fit: speed on the CPU (NumPy
     backend) or the GPU (CuPy at batch 4096 against torch CUDA), and peak memory against the
     reference's wherever both were measured (the MLP cases; the tiny net's is below a page).
+    The CNN (issue 12): samples/s >= 1.0x torch's, on the CPU with one thread (``threads`` 1 or
+    not given), on a GPU at batch 1024.
     ``memory``: ``{contender: {config: MiB}}`` from `measure_memory`."""
     memory = memory or {}
     checks = []
@@ -513,6 +554,12 @@ def targets(results, device, memory=None):
         for lib in ("pnn.loop", "pnn.fit"):
             r = res.get(lib)
             if r is None:
+                continue
+            if cfg_name.startswith("cnn"):
+                if r.get("vs_torch") is not None and (device != "cpu" or threads in (None, 1)):
+                    label = "samples/s >= 1.0x torch" + (" (1 thread)" if device == "cpu" else "")
+                    checks.append((cfg_name, lib, label, r["vs_torch"], 1.0,
+                                   r["vs_torch"] >= 1.0))
                 continue
             mine, ref = memory.get(lib, {}).get(cfg_name), memory.get("reference", {}).get(cfg_name)
             if lib == "pnn.fit" and not cfg_name.startswith("tiny") and mine is not None \
@@ -593,7 +640,7 @@ def main(argv=None):
 
         torch.set_num_threads(threads)
     if args.memory_child:
-        memory_child(args.memory_child, args.device, args.quick)
+        memory_child(args.memory_child, args.device, args.quick, args.only)
         return 0
 
     rounds = args.rounds or (15 if args.quick else 21)
@@ -615,11 +662,13 @@ def main(argv=None):
         results[cfg["name"]] = summarize(
             cfg, *time_config(cfg, data, args.device, names, rounds, settle))
         r = results[cfg["name"]]
+        versus = "reference" if "reference" in r else "torch"
         print(f"  {cfg['name']:<16} " + "  ".join(
-            f"{n} {r[n]['vs_reference']:.2f}x" for n in names if n != "reference"), flush=True)
-    memory = {} if args.no_memory else measure_memory(names, args.device, args.quick, threads)
+            f"{n} {r[n]['vs_' + versus]:.2f}x {versus}" for n in r if n != versus), flush=True)
+    memory = {} if args.no_memory else measure_memory(names, args.device, args.quick, threads,
+                                                       args.only)
     load_after = os.getloadavg()
-    checks = targets(results, args.device, memory)
+    checks = targets(results, args.device, memory, threads)
 
     print()
     print(table(results, memory, args.device))
@@ -660,6 +709,8 @@ def main(argv=None):
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     suffix = "" if threads == cpu_count() else f"-{threads}thread"
+    if args.only:  # a partial run must not overwrite the full run's file of the day
+        suffix = "-" + "".join(c if c.isalnum() else "_" for c in args.only) + suffix
     path = out_dir / f"{args.device}-{datetime.date.today().isoformat()}{suffix}.json"
     path.write_text(json.dumps(report, indent=1) + "\n")
     if max(load_before[0], load_after[0]) > 0.5 * cpu_count():

@@ -215,3 +215,41 @@ def printed_from(out, pattern):
     match = re.search(pattern, out)
     assert match, f"nothing printed matches {pattern!r}"
     return float(match.group(1))
+
+
+@needs_sklearn
+def test_cnn_digits_reaches_98_percent(tmp_path, capsys):
+    result = run("cnn_digits", "--out", str(tmp_path))
+    assert result["test_accuracy"] >= 0.98
+    assert printed(capsys, r"test accuracy: (\d\.\d{4})") == pytest.approx(
+        result["test_accuracy"], abs=1e-4)
+    assert (tmp_path / "cnn_digits.png").stat().st_size > 1000
+
+
+@needs_sklearn
+@pytest.mark.parametrize("backend", ["array_api_strict", "torch:cpu"])
+def test_cnn_digits_other_backends_follow_numpy(backend):
+    # (not JAX: eager JAX compiles every distinct slice of every shape first, a minute here;
+    # tests/test_conv.py and test_pooling.py run the layers on JAX)
+    _available(backend)
+    ref = run("cnn_digits", "--epochs", "3", "--no-plot")
+    other = run("cnn_digits", "--epochs", "3", "--no-plot", "--device", backend)
+    # same seed, same data order, same float32 arithmetic up to rounding
+    assert other["history"]["loss"] == pytest.approx(ref["history"]["loss"], rel=1e-3)
+    assert other["test_accuracy"] == pytest.approx(ref["test_accuracy"], abs=0.01)
+    assert other["test_accuracy"] >= 0.85
+
+
+def test_residual_mlp_separates_the_spirals(capsys):
+    result = run("residual_mlp", "--epochs", "10", "--no-plot")
+    assert result["test_accuracy"] >= 0.95
+    assert printed(capsys, r"test accuracy: (\d\.\d{4})") == pytest.approx(
+        result["test_accuracy"], abs=1e-4)
+    assert result["history"]["loss"][-1] < 0.5 * result["history"]["loss"][0]
+
+
+def test_embedding_bag_finds_the_most_frequent_keyword(capsys):
+    result = run("embedding_bag", "--epochs", "10", "--no-plot")
+    assert result["test_accuracy"] >= 0.95
+    assert printed(capsys, r"test accuracy: (\d\.\d{4})") == pytest.approx(
+        result["test_accuracy"], abs=1e-4)
