@@ -253,3 +253,35 @@ def test_backward_skips_the_frozen_layers_below_the_first_that_learns(backend, r
                           need_input_grad=False) is None
     assert calls == []  # the Tanh below the first learning layer was not asked
     assert model.layers[4].weight.grad is not None and model.layers[2].weight.grad is None
+
+
+# devices ---------------------------------------------------------------------------------------
+def test_all_work_of_a_model_runs_in_its_devices_context(monkeypatch, tmp_path):
+    """A model on a device that is not the current one (CuPy's cuda:1, say) must make every array
+    inside that device's context: array-api-strict's device1, made to record each array created
+    on it outside its context, stands for it (there is no GPU here)."""
+    from tests.fake_backends import install_context_checked_backend
+
+    fake = install_context_checked_backend(monkeypatch, raise_on_violation=False)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(24, 3))
+    y = (X[:, 0] > 0).astype(int)
+    model = Sequential(Dense(3, 6), BatchNorm(6), Tanh(), pnn.layers.Dropout(0.2),
+                       Residual(Dense(6, 6), ReLU()), Dense(6, 2),
+                       device="array_api_strict:device1", dtype="float64", seed=0)
+    model.fit(X, y, loss="cross_entropy", optimizer="adam", epochs=2, batch_size=8, verbose=0,
+              metrics=["accuracy"], validation_split=0.25)
+    model.evaluate(X, y)
+    model.predict_proba(X)
+    assert fake.violations == [], fake.violations[:3]
+    # the low-level loop too, with layers that make arrays in their passes (padding, col2im)
+    net = Sequential(pnn.layers.Conv1D(1, 3, 3, padding=1), ReLU(),
+                     pnn.layers.MaxPool1D(2, padding=1), pnn.layers.Flatten(), Dense(9, 2),
+                     device="array_api_strict:device1", dtype="float64", seed=0)
+    xb = net.backend.asarray(rng.normal(size=(8, 1, 4)), dtype="float64")
+    loss = pnn.losses.CrossEntropy()
+    optimizer = pnn.optimizers.Adam()
+    loss.forward(net.forward(xb, training=True), net.backend.asarray(y[:8]))
+    net.backward(loss.backward())
+    optimizer.step(net.parameters())
+    assert fake.violations == [], fake.violations[:3]
