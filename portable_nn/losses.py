@@ -19,7 +19,7 @@ import math
 
 from array_api_compat import device as device_of
 
-from .backends import backend_of
+from .backends import backend_of, device_context_of
 from .backends.ops import namespace_of, ops_for
 from .functional import log_softmax, sigmoid, softmax, softplus
 
@@ -226,7 +226,7 @@ class Loss:
             raise ValueError(f"{type(self).__name__}: pred has no rows (an empty batch)")
         weight = None if sample_weight is None else self._check_weight(xp, pred, sample_weight)
         # on cuda:N the arrays a loss makes (class indices, say) must be made on that GPU
-        with backend_of(pred).device_context():
+        with device_context_of(pred):
             return self._forward(xp, pred, target, weight)
 
     def validate(self, xp, pred, target, check_values=True):

@@ -26,7 +26,9 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 
-from .base import Backend, DeviceRNG, host_array, host_rng, plain_host_array
+import numpy as np
+
+from .base import NO_CONTEXT, Backend, DeviceRNG, host_array, host_rng, plain_host_array
 
 __all__ = [
     "Backend",
@@ -35,6 +37,7 @@ __all__ = [
     "available_devices",
     "backend_of",
     "check_array",
+    "device_context_of",
     "device_report",
     "get_backend",
     "host_array",
@@ -346,6 +349,15 @@ def backend_of(x) -> Backend:
             "(a library of your own needs portable_nn.register_backend)"
         )
     return backend
+
+
+def device_context_of(x):
+    """The device context of the backend that owns ``x`` (`Backend.device_context`), for code that
+    only sees arrays (the losses). NumPy arrays, the common case, skip the lookup: the CPU has no
+    device to enter."""
+    if type(x) is np.ndarray:
+        return NO_CONTEXT
+    return backend_of(x).device_context()
 
 
 def _owner_of(x):

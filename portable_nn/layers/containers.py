@@ -222,6 +222,16 @@ class Container(Layer):
         return f"{type(self).__name__}(\n{_children_repr(self.layers)}\n)"
 
 
+def _first_learning(layers):
+    """The index of the first layer with a trainable parameter (``len(layers)`` if none); plain
+    loops, as this runs every training step and almost always stops at the first layer."""
+    for i, layer in enumerate(layers):
+        for p in layer.parameters():
+            if p.trainable:
+                return i
+    return len(layers)
+
+
 def _children_repr(layers):
     """The children's reprs, one per line (a nested container's indented as a block)."""
     return ",\n".join(textwrap.indent(repr(layer), "  ") for layer in layers)
@@ -436,6 +446,8 @@ class Sequential(Container):
     def _check_input_dtype(self, x):
         # NumPy would silently promote a float32 model to float64 (or compute on integers), and
         # torch refuses mixed dtypes deep inside a matmul: say it here, naming the argument
+        if x.dtype == self._dtype:
+            return
         if self.integer_input:
             if not self.xp.isdtype(x.dtype, "integral"):
                 raise TypeError(
@@ -475,8 +487,7 @@ class Sequential(Container):
         if not need_input_grad:
             # the layers before the first that learns need no gradient at all (frozen layers
             # at the bottom of a fine-tuned model): stop there
-            start = next((i for i, layer in enumerate(layers)
-                          if any(p.trainable for p in layer.parameters())), len(layers))
+            start = _first_learning(layers)
             if start:
                 layers = layers[start:]
                 if not (retain_cache or self._nested):

@@ -101,7 +101,7 @@ def resolve_metrics(metrics, loss):
     return out
 
 
-def metric_value(fn, takes_weights, y, pred, w):
+def metric_value(fn, y, pred, w):
     """``fn(y, pred)`` weighted by ``w`` (a 1-D array or None)."""
     return fn(y, pred) if w is None else fn(y, pred, sample_weight=w)
 

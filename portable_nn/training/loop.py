@@ -204,7 +204,7 @@ def _evaluate_source(model, source, loss, metric_fns, batch_size, penalty=True):
         W = None if weights[0] is None else (
             weights[0] if len(weights) == 1 else xp.concat(weights, axis=0))
         for name, fn, _ in metric_fns:
-            out[name] = float(checks.metric_value(fn, True, T, P, W))
+            out[name] = float(checks.metric_value(fn, T, P, W))
     return out
 
 
@@ -519,7 +519,8 @@ class _FitRun:
         totals = None
         if shard is not None and isinstance(source, ArraySource):
             totals = source.step_totals(self.batch_size, perm, comm.size)
-        sums = {"loss": 0.0, **{name: 0.0 for name, _, _ in self.metric_fns}}
+        metric_fns, batch_cbs, penalty = self.metric_fns, self.batch_cbs, self.penalty
+        sums = {"loss": 0.0, **{name: 0.0 for name, _, _ in metric_fns}}
         seen, weight_seen = 0, 0.0
         for b, (batch, last) in enumerate(_with_last(source.batches(self.batch_size, perm,
                                                                    shard))):
@@ -532,18 +533,17 @@ class _FitRun:
                 optimizer.step(params)
                 continue
             value, pred = train_step(model, loss, optimizer, batch.x, batch.t, batch.w,
-                                     penalty=self.penalty, params=params,
-                                     step_weight=step_weight)
+                                     penalty=penalty, params=params, step_weight=step_weight)
             seen += batch.rows
             weight_seen += batch.weight
             sums["loss"] = sums["loss"] + value * batch.weight
-            for name, fn, _ in self.metric_fns:
-                sums[name] = sums[name] + checks.metric_value(fn, True, batch.t, pred,
-                                                              batch.w) * batch.weight
-            if self.batch_cbs:
+            for name, fn, _ in metric_fns:
+                sums[name] = sums[name] + checks.metric_value(fn, batch.t, pred, batch.w) \
+                    * batch.weight
+            if batch_cbs:
                 logs = {"loss": value, "size": batch.rows, "seen": seen, "sums": sums,
                         "weight_seen": weight_seen, "last": last}
-                for cb in self.batch_cbs:
+                for cb in batch_cbs:
                     cb.on_batch_end(b, logs)
                 if model.stop_training:
                     history.stopped_epoch, history.stopped_batch = epoch, b

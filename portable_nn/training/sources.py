@@ -76,10 +76,11 @@ class ArraySource:
         return head, tail
 
     def _take(self, index):
-        """Rows ``index`` (a slice, or a host integer array) as device arrays, and their weight."""
+        """Rows ``index`` (a slice ``start:stop`` within the rows, or a host integer array) as
+        device arrays, and their weight."""
         X, t, w, b = self.X, self.t, self.w, self.backend
         if isinstance(index, slice):
-            rows = len(range(*index.indices(self.n)))
+            rows = index.stop - index.start
             xb, tb = X[index, ...], t[index, ...]
             wb = None if w is None else w[index]
             total = float(rows) if w is None else float(self.w_host[index].sum())
@@ -147,7 +148,7 @@ class ArraySource:
 
     def sample(self, rows):
         """The first ``rows`` rows (a fixed sample for callbacks such as Monitor)."""
-        batch = self._take(slice(0, min(self.n, rows)))
+        batch = self._take(slice(0, min(self.n, rows)))  # (start and stop within the rows)
         return batch.x, batch.t
 
 
