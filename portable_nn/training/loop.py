@@ -575,9 +575,8 @@ class _FitRun:
         if totals is not None:
             return totals[step]
         b = self.model.backend
-        (mean,) = self.comm.allreduce_mean([b.asarray([batch.weight], dtype="float64"
-                                                      if self.model.dtype_name == "float64"
-                                                      else "float32")])
+        (mean,) = self.comm.allreduce_mean([b.asarray([batch.weight],
+                                                      dtype=self.model.dtype_name)])
         return float(b.to_numpy(mean)[0]) * self.comm.size
 
     def _epoch_logs(self, sums, weight_seen):

@@ -100,6 +100,14 @@ class ArraySource:
             wb = None if wb is None else b.asarray(wb, dtype=self.weight_dtype)
         return Batch(xb, tb, wb, rows, total)
 
+    def _shares(self, batch_size, perm, size):
+        """Every rank's contiguous share of the epoch's order (``perm``, or the stored order) and
+        the steps every rank takes: those of the largest share. ``batches`` and ``step_totals``
+        both use it, so the totals always describe the batches the ranks really train on."""
+        order = np.arange(self.n) if perm is None else perm
+        parts = np.array_split(order, size)
+        return parts, math.ceil(max(p.shape[0] for p in parts) / batch_size)
+
     def batches(self, batch_size, perm=None, shard=None):
         """One epoch's batches, in ``perm``'s order (a host permutation of the rows, or None for
         the stored order); ``shard=(rank, size)``: only that rank's disjoint, contiguous part of
@@ -107,11 +115,8 @@ class ArraySource:
         batches, ``rows == 0``, at the end: every rank takes the same number of steps)."""
         order = perm
         if shard is not None:
-            rank, size = shard
-            order = np.arange(self.n) if perm is None else perm
-            parts = np.array_split(order, size)
-            order = parts[rank]
-            steps = math.ceil(max(p.shape[0] for p in parts) / batch_size)
+            parts, steps = self._shares(batch_size, perm, shard[1])
+            order = parts[shard[0]]
         else:
             steps = math.ceil(self.n / batch_size)
         n = self.n if order is None else order.shape[0]
@@ -127,9 +132,7 @@ class ArraySource:
     def step_totals(self, batch_size, perm, size):
         """For a data-parallel epoch: per step, the total weight (rows when unweighted) of the
         rows all ``size`` ranks train on, computed on every rank from the host data alone."""
-        order = np.arange(self.n) if perm is None else perm
-        parts = np.array_split(order, size)
-        steps = math.ceil(max(p.shape[0] for p in parts) / batch_size)
+        parts, steps = self._shares(batch_size, perm, size)
         totals = [0.0] * steps
         for part in parts:
             for step in range(steps):
