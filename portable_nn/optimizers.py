@@ -44,7 +44,6 @@ rebinds a name, so relying on it would silently lose the update.
 from __future__ import annotations
 
 import contextlib
-import inspect
 import math
 import weakref
 
@@ -688,26 +687,7 @@ def get(spec) -> Optimizer:
 def from_config(d) -> Optimizer:
     """Rebuild an optimizer from ``{"class": name, "config": kwargs}`` (``state_dict()`` output
     works too; its state is not loaded)."""
-    if not isinstance(d, dict):
-        raise TypeError(f"an optimizer config must be a dict, got {type(d).__name__}")
-    if not isinstance(d.get("class"), str):
-        # a malformed config is a bad value, like any other missing key
-        raise ValueError(  # noqa: TRY004
-            f"an optimizer config needs a 'class' name, got {d!r}")
-    cls = _CLASSES.get(d["class"])
-    if cls is None:
-        raise ValueError(
-            f"unknown optimizer class {d['class']!r}; known: {', '.join(sorted(_CLASSES))}"
-        )
-    config = d.get("config", {})
-    if not isinstance(config, dict):
-        raise TypeError(f"an optimizer config's 'config' must be a dict of {cls.__name__}'s "
-                        f"arguments, got {type(config).__name__}")
-    known = inspect.signature(cls).parameters
-    unknown = sorted(str(k) for k in config if k not in known)
-    if unknown:
-        raise ValueError(f"{cls.__name__} has no arguments {unknown}; it takes {list(known)}")
-    kwargs = dict(config)
+    cls, kwargs = schedules.class_and_config(d, _CLASSES, "an optimizer")
     lr = kwargs.get("learning_rate")
     if isinstance(lr, dict):
         kwargs["learning_rate"] = schedules.from_config(lr)

@@ -238,27 +238,34 @@ def serialize(schedule: Schedule) -> dict:
     return {"class": type(schedule).__name__, "config": schedule.get_config()}
 
 
-def from_config(d) -> Schedule:
-    """Rebuild a schedule from ``{"class": name, "config": kwargs}``."""
+def class_and_config(d, classes, what):
+    """``(class, keyword arguments)`` from ``{"class": name, "config": kwargs}``, every part
+    checked (``classes`` maps the known names; ``what`` names the thing in messages, as
+    "a schedule"); shared by the schedules' and the optimizers' ``from_config``."""
     if not isinstance(d, dict):
-        raise TypeError(f"a schedule config must be a dict, got {type(d).__name__}")
+        raise TypeError(f"{what} config must be a dict, got {type(d).__name__}")
     if not isinstance(d.get("class"), str):
         # a malformed config is a bad value, like any other missing key
         raise ValueError(  # noqa: TRY004
-            f"a schedule config needs a 'class' name, got {d!r}")
-    cls = SCHEDULE_CLASSES.get(d["class"])
+            f"{what} config needs a 'class' name, got {d!r}")
+    cls = classes.get(d["class"])
     if cls is None:
-        raise ValueError(
-            f"unknown schedule class {d['class']!r}; known: {', '.join(sorted(SCHEDULE_CLASSES))}"
-        )
+        raise ValueError(f"unknown {what.split()[-1]} class {d['class']!r}; known: "
+                         f"{', '.join(sorted(classes))}")
     config = d.get("config", {})
     if not isinstance(config, dict):
-        raise TypeError(f"a schedule config's 'config' must be a dict of {cls.__name__}'s "
+        raise TypeError(f"{what} config's 'config' must be a dict of {cls.__name__}'s "
                         f"arguments, got {type(config).__name__}")
     known = inspect.signature(cls).parameters
     unknown = sorted(str(k) for k in config if k not in known)
     if unknown:
         raise ValueError(f"{cls.__name__} has no arguments {unknown}; it takes {list(known)}")
+    return cls, dict(config)
+
+
+def from_config(d) -> Schedule:
+    """Rebuild a schedule from ``{"class": name, "config": kwargs}``."""
+    cls, config = class_and_config(d, SCHEDULE_CLASSES, "a schedule")
     return cls(**config)
 
 
